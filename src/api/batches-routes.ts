@@ -1,0 +1,64 @@
+/** OpenAI Batches API: create, retrieve, list, cancel. */
+import type { FastifyInstance } from "fastify";
+import { z } from "zod";
+import { cancelBatch, createBatch } from "../batch/batch-service.js";
+import { SUPPORTED_ENDPOINTS } from "../batch/endpoints.js";
+import type { AppContext } from "../context.js";
+import { notFound } from "../errors.js";
+import { getBatch, listBatches } from "../store/batches.js";
+import { batchObject, listObject } from "./serializers.js";
+import { parseBody, parseQuery } from "./validation.js";
+
+const metadataSchema = z
+  .record(z.string().max(64), z.string().max(512))
+  .refine((m) => Object.keys(m).length <= 16, "metadata may have at most 16 keys");
+
+const createBody = z.object({
+  input_file_id: z.string().min(1).max(128),
+  endpoint: z.enum(SUPPORTED_ENDPOINTS),
+  completion_window: z.string().max(16),
+  metadata: metadataSchema.nullish(),
+  output_expires_after: z
+    .object({ anchor: z.literal("created_at"), seconds: z.number().int().min(3600).max(2592000) })
+    .nullish(),
+});
+
+const listQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  after: z.string().max(128).optional(),
+});
+
+export function registerBatchRoutes(app: FastifyInstance, ctx: AppContext): void {
+  app.post("/v1/batches", async (request) => {
+    const body = parseBody(createBody, request.body);
+    const row = await createBatch(ctx, {
+      tenantId: request.principal.tenantId,
+      inputFileId: body.input_file_id,
+      endpoint: body.endpoint,
+      completionWindow: body.completion_window,
+      metadata: body.metadata,
+      outputExpiresSeconds: body.output_expires_after?.seconds,
+    });
+    return batchObject(row);
+  });
+
+  app.get<{ Params: { id: string } }>("/v1/batches/:id", async (request) => {
+    const row = await getBatch(ctx.store, request.principal.tenantId, request.params.id);
+    if (row === undefined) throw notFound("batch", request.params.id);
+    return batchObject(row);
+  });
+
+  app.post<{ Params: { id: string } }>("/v1/batches/:id/cancel", async (request) => {
+    return batchObject(await cancelBatch(ctx, request.principal.tenantId, request.params.id));
+  });
+
+  app.get("/v1/batches", async (request) => {
+    const q = parseQuery(listQuery, request.query);
+    const rows = await listBatches(ctx.store, {
+      tenantId: request.principal.tenantId,
+      limit: q.limit + 1,
+      after: q.after,
+    });
+    return listObject(rows.slice(0, q.limit).map(batchObject), rows.length > q.limit);
+  });
+}

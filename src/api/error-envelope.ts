@@ -1,0 +1,60 @@
+/** Renders every error as OpenAI's envelope `{"error":{message,type,param,code}}`, in one place. */
+import type { FastifyError, FastifyInstance } from "fastify";
+import { SluiceError } from "../errors.js";
+import type { Logger } from "../logger.js";
+
+export interface ErrorEnvelope {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+export function envelope(err: SluiceError): ErrorEnvelope {
+  return { error: { message: err.message, type: err.type, param: err.param, code: err.code } };
+}
+
+/** Maps framework and parser errors onto SluiceErrors with the right status. */
+export function toSluiceError(err: unknown): SluiceError {
+  if (err instanceof SluiceError) return err;
+  const fe = err as Partial<FastifyError> & { code?: string };
+  const code = fe.code ?? "";
+  const message = fe.message ?? "Internal server error";
+  if (code === "FST_ERR_CTP_INVALID_MEDIA_TYPE" || code === "FST_INVALID_MULTIPART_CONTENT_TYPE") {
+    return new SluiceError("unsupported_media_type", message, { status: 415, type: "invalid_request_error" });
+  }
+  if (
+    code === "FST_ERR_CTP_BODY_TOO_LARGE" ||
+    code === "FST_REQ_FILE_TOO_LARGE" ||
+    code === "FST_FILES_LIMIT" ||
+    code === "FST_PARTS_LIMIT" ||
+    code === "FST_FIELDS_LIMIT"
+  ) {
+    return new SluiceError("payload_too_large", message, { status: 413, type: "invalid_request_error" });
+  }
+  if (code === "FST_ERR_CTP_INVALID_JSON_BODY" || code === "FST_ERR_CTP_EMPTY_JSON_BODY" || fe.statusCode === 400) {
+    return new SluiceError("invalid_request", message, { status: 400, type: "invalid_request_error" });
+  }
+  if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return new SluiceError("invalid_request", message, { status: fe.statusCode, type: "invalid_request_error" });
+  }
+  return new SluiceError("server_error", "Internal server error", { status: 500, type: "server_error", cause: err });
+}
+
+export function installErrorHandling(app: FastifyInstance, logger: Logger): void {
+  app.setErrorHandler((err, request, reply) => {
+    const e = toSluiceError(err);
+    if (e.status >= 500)
+      logger.error("request failed", { requestId: request.id, url: request.url, error: err as Error });
+    void reply.status(e.status).type("application/json").send(envelope(e));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply
+      .status(404)
+      .send(
+        envelope(
+          new SluiceError("unknown_url", `Unknown request URL: ${request.method} ${request.url.split("?")[0]}`, {
+            status: 404,
+            type: "invalid_request_error",
+          }),
+        ),
+      );
+  });
+}

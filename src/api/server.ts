@@ -1,0 +1,44 @@
+/**
+ * Builds the HTTP API (Fastify). Fastify was chosen because @fastify/multipart hands each part
+ * over as a stream (uploads go straight to the blob store), it has schema-free raw stream replies
+ * for downloads, and its error handler lets one function render every error envelope.
+ */
+import multipart from "@fastify/multipart";
+import Fastify, { type FastifyInstance } from "fastify";
+import type { AppContext } from "../context.js";
+import { newRequestId } from "../ids.js";
+import { installAuth } from "./auth.js";
+import { registerBatchRoutes } from "./batches-routes.js";
+import { installErrorHandling } from "./error-envelope.js";
+import { registerFileRoutes } from "./files-routes.js";
+
+export interface ApiOptions {
+  envKey: string | undefined;
+  /** Extra route groups (e.g. the execution engine's partial-output and SSE routes). */
+  extraRoutes?: ((app: FastifyInstance, ctx: AppContext) => void)[];
+  https?: { cert: Buffer; key: Buffer } | undefined;
+}
+
+export async function buildApi(ctx: AppContext, options: ApiOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: ctx.limits.maxJsonBodyBytes,
+    genReqId: () => newRequestId(),
+    disableRequestLogging: true,
+    return503OnClosing: true,
+    ...(options.https ? { https: options.https } : {}),
+  } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
+
+  app.addHook("onRequest", async (request, reply) => {
+    void reply.header("x-request-id", request.id);
+  });
+  installErrorHandling(app, ctx.logger);
+  await app.register(multipart, { limits: { fileSize: ctx.limits.maxFileBytes, files: 1 } });
+  installAuth(app, { store: ctx.store, envKey: options.envKey });
+
+  app.get("/health", async () => ({ status: "ok" }));
+  registerFileRoutes(app, ctx);
+  registerBatchRoutes(app, ctx);
+  for (const register of options.extraRoutes ?? []) register(app, ctx);
+  return app;
+}

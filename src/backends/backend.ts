@@ -1,0 +1,79 @@
+/**
+ * The Backend interface: one inference target (an OpenAI-compatible HTTP server, the embedded
+ * llama.cpp engine, a provider batch API). The dispatcher calls `call` once per attempt; flow
+ * control, retries and checkpointing live above it, so a backend only executes and classifies.
+ */
+
+export interface TokenUsage {
+  inputTokens: number;
+  outputTokens: number;
+  cachedTokens: number;
+  reasoningTokens: number;
+}
+
+export interface BackendCall {
+  /** The batch endpoint, e.g. "/v1/chat/completions". */
+  endpoint: string;
+  /** The request body as compact JSON text (as stored). */
+  body: string;
+  /** Model name from the body (already parsed by ingest). */
+  model: string;
+  /** Aborts on cancel, lost lease, shutdown or timeout. Always honoured. */
+  signal: AbortSignal;
+}
+
+/** The engine answered over HTTP (any status). */
+export interface BackendResponse {
+  kind: "response";
+  status: number;
+  /** Response body text; JSON for OpenAI-compatible servers. */
+  bodyText: string;
+  /** Upstream request id (x-request-id) when the engine sent one. */
+  requestId: string | null;
+  usage: TokenUsage | null;
+  /** From retry-after-ms / retry-after, when present. */
+  retryAfterMs: number | null;
+}
+
+/** No HTTP answer: connection refused or reset, timeout, abort, local engine failure. */
+export interface BackendFailure {
+  kind: "failure";
+  code: string;
+  message: string;
+  /** Whether another attempt could succeed (resets, timeouts: yes; bad model path: no). */
+  retryable: boolean;
+}
+
+export type BackendResult = BackendResponse | BackendFailure;
+
+export interface Backend {
+  /** Stable name for logs, metrics and flow-control state (e.g. the base URL or "llama-cpp:demo"). */
+  readonly name: string;
+  /**
+   * Hard cap on concurrent calls, when the backend knows one (the embedded engine's sequence
+   * count, a configured `concurrency`). Adaptive flow control never exceeds it.
+   */
+  readonly maxConcurrency: number | undefined;
+  call(request: BackendCall): Promise<BackendResult>;
+  /** Releases sockets, models, contexts. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Reads token usage from any OpenAI response shape (chat, completions, embeddings, responses). */
+export function usageFromBody(body: unknown): TokenUsage | null {
+  if (typeof body !== "object" || body === null) return null;
+  const u = (body as { usage?: Record<string, unknown> }).usage;
+  if (typeof u !== "object" || u === null) return null;
+  const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
+  const details = (k: string) => (u[k] ?? {}) as Record<string, unknown>;
+  const input = num(u.prompt_tokens ?? u.input_tokens);
+  const output = num(u.completion_tokens ?? u.output_tokens);
+  return {
+    inputTokens: input,
+    outputTokens: output,
+    cachedTokens: num(details("prompt_tokens_details").cached_tokens ?? details("input_tokens_details").cached_tokens),
+    reasoningTokens: num(
+      details("completion_tokens_details").reasoning_tokens ?? details("output_tokens_details").reasoning_tokens,
+    ),
+  };
+}

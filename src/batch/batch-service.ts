@@ -1,0 +1,91 @@
+/** Creating and cancelling batches: the checks that must pass before a batch exists. */
+import type { AppContext } from "../context.js";
+import { conflict, invalidRequest, notFound } from "../errors.js";
+import { newBatchId } from "../ids.js";
+import { type BatchRow, getBatch, insertBatch, transitionBatch } from "../store/batches.js";
+import { getFile } from "../store/files.js";
+import { nowSeconds } from "../store/tenants.js";
+import { parseCompletionWindow } from "./endpoints.js";
+import { CANCELLABLE } from "./lifecycle.js";
+
+export interface CreateBatchInput {
+  tenantId: string;
+  inputFileId: string;
+  endpoint: string;
+  completionWindow: string;
+  metadata?: Record<string, string> | null | undefined;
+  outputExpiresSeconds?: number | null | undefined;
+}
+
+export async function createBatch(ctx: AppContext, input: CreateBatchInput): Promise<BatchRow> {
+  const windowSeconds = parseCompletionWindow(input.completionWindow);
+  const file = await getFile(ctx.store, input.tenantId, input.inputFileId);
+  if (file === undefined) {
+    throw invalidRequest(`No file found with id '${input.inputFileId}'.`, "input_file_id", "invalid_input_file");
+  }
+  if (file.purpose !== "batch") {
+    throw invalidRequest(
+      `File '${file.id}' has purpose '${file.purpose}'; batch inputs need purpose 'batch'.`,
+      "input_file_id",
+      "invalid_input_file",
+    );
+  }
+  const created = nowSeconds();
+  const row: BatchRow = {
+    id: newBatchId(),
+    tenant_id: input.tenantId,
+    endpoint: input.endpoint,
+    input_file_id: file.id,
+    completion_window: input.completionWindow,
+    status: "validating",
+    created_at: created,
+    in_progress_at: null,
+    expires_at: created + windowSeconds,
+    finalizing_at: null,
+    completed_at: null,
+    failed_at: null,
+    expired_at: null,
+    cancelling_at: null,
+    cancelled_at: null,
+    output_file_id: null,
+    error_file_id: null,
+    errors: null,
+    metadata: input.metadata ? JSON.stringify(input.metadata) : null,
+    output_expires_seconds: input.outputExpiresSeconds ?? null,
+    model: null,
+    total: 0,
+    completed: 0,
+    failed: 0,
+    input_tokens: 0,
+    cached_tokens: 0,
+    output_tokens: 0,
+    reasoning_tokens: 0,
+    end_status: null,
+    owner: null,
+    owner_expires_ms: null,
+  };
+  await insertBatch(ctx.store, row);
+  ctx.events.emit("batch.status", { batchId: row.id, tenantId: row.tenant_id, status: "validating", at: created });
+  return row;
+}
+
+/** validating|in_progress → cancelling. Workers then abort in-flight calls and finalize. */
+export async function cancelBatch(ctx: AppContext, tenantId: string, id: string): Promise<BatchRow> {
+  const batch = await getBatch(ctx.store, tenantId, id);
+  if (batch === undefined) throw notFound("batch", id);
+  if (batch.status === "cancelling" || batch.status === "cancelled") return batch;
+  const at = nowSeconds();
+  const moved = await transitionBatch(ctx.store, id, CANCELLABLE, "cancelling", { cancelling_at: at });
+  if (!moved) {
+    const now = await getBatch(ctx.store, tenantId, id);
+    if (now?.status === "cancelling") return now;
+    throw conflict(
+      `Cannot cancel batch '${id}': its status is '${now?.status ?? batch.status}'.`,
+      "batch_not_cancellable",
+    );
+  }
+  ctx.events.emit("batch.status", { batchId: id, tenantId, status: "cancelling", at });
+  const updated = await getBatch(ctx.store, tenantId, id);
+  if (updated === undefined) throw notFound("batch", id);
+  return updated;
+}

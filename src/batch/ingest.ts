@@ -1,0 +1,127 @@
+/**
+ * Validation and bulk ingest of a batch's input file, in one streaming pass: every line is
+ * validated (errors keep their line number) and valid lines are inserted as request rows in
+ * chunks, so a file of millions of lines never sits in memory. Duplicate custom_ids are found by
+ * the store's unique index, not an in-memory set.
+ */
+import type { BlobStore } from "../blob/blob-store.js";
+import type { RequestInsertRow } from "../store/dialect.js";
+import { insertRequestChunk } from "../store/requests/insert.js";
+import type { Store } from "../store/store.js";
+import { readLines } from "./line-reader.js";
+import { isBlank, validateLine } from "./line-validator.js";
+
+export interface IngestLimits {
+  maxLineBytes: number;
+  maxLines: number;
+  /** Errors kept in the batch's `errors` list; the total is always counted. */
+  maxErrorsKept: number;
+}
+
+export interface BatchError {
+  code: string;
+  message: string;
+  param: string | null;
+  line: number | null;
+}
+
+export type IngestResult =
+  | { ok: true; total: number; model: string | null }
+  | { ok: false; errors: BatchError[]; errorCount: number };
+
+export interface IngestTarget {
+  tenantId: string;
+  batchId: string;
+  endpoint: string;
+  blobKey: string;
+}
+
+export async function ingestBatchInput(
+  store: Store,
+  blobs: BlobStore,
+  target: IngestTarget,
+  limits: IngestLimits,
+  signal?: AbortSignal,
+): Promise<IngestResult> {
+  const errors: BatchError[] = [];
+  let errorCount = 0;
+  const addError = (e: BatchError) => {
+    errorCount++;
+    if (errors.length < limits.maxErrorsKept) errors.push(e);
+  };
+
+  let chunk: RequestInsertRow[] = [];
+  let total = 0;
+  let model: string | null = null;
+  let mixedModels = false;
+
+  const flush = async () => {
+    if (chunk.length === 0) return;
+    const rows = chunk;
+    chunk = [];
+    const { duplicates } = await insertRequestChunk(store, rows);
+    for (const d of duplicates) {
+      total--;
+      addError({
+        code: "duplicate_custom_id",
+        message: `Duplicate custom_id '${d.customId}' (first seen on line ${d.firstLine}).`,
+        param: "custom_id",
+        line: d.line,
+      });
+    }
+  };
+
+  const input = await blobs.get(target.blobKey, signal ? { signal } : {});
+  try {
+    for await (const raw of readLines(input, limits.maxLineBytes)) {
+      signal?.throwIfAborted();
+      if (raw.kind === "oversized") {
+        addError({
+          code: "line_too_large",
+          message: `Line is ${raw.size} bytes; the limit is ${limits.maxLineBytes} bytes.`,
+          param: null,
+          line: raw.line,
+        });
+        continue;
+      }
+      if (isBlank(raw.bytes)) continue;
+      const result = validateLine(raw.bytes, target.endpoint);
+      if (!result.ok) {
+        addError({ code: result.code, message: result.message, param: result.param, line: raw.line });
+        continue;
+      }
+      total++;
+      if (total > limits.maxLines) {
+        addError({
+          code: "too_many_tasks",
+          message: `The file has more than ${limits.maxLines} requests, the limit per batch.`,
+          param: null,
+          line: raw.line,
+        });
+        break;
+      }
+      if (model === null) model = result.model;
+      else if (model !== result.model) mixedModels = true;
+      chunk.push({
+        tenant_id: target.tenantId,
+        batch_id: target.batchId,
+        line: raw.line,
+        custom_id: result.customId,
+        model: result.model,
+        body: result.body,
+        status: "pending",
+        prefix_key: null,
+      });
+      if (chunk.length >= store.caps.insertChunkRows) await flush();
+    }
+    await flush();
+  } finally {
+    input.destroy();
+  }
+
+  if (errorCount === 0 && total === 0) {
+    addError({ code: "empty_file", message: "The input file has no requests.", param: null, line: null });
+  }
+  if (errorCount > 0) return { ok: false, errors, errorCount };
+  return { ok: true, total, model: mixedModels ? null : model };
+}

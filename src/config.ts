@@ -1,0 +1,78 @@
+/**
+ * Configuration is resolved once, here, from flags and environment; everything below receives
+ * plain typed options. (The routing file, `--config`, is parsed in src/backends/route-config.ts.)
+ */
+import { join, resolve } from "node:path";
+import type { LogLevel } from "./logger.js";
+import type { StoreLocation } from "./store/store.js";
+
+export interface Limits {
+  /** Largest accepted upload, bytes. */
+  maxFileBytes: number;
+  /** Largest accepted input line, bytes. */
+  maxLineBytes: number;
+  /** Most requests in one batch. */
+  maxLines: number;
+  /** Validation errors kept on a failed batch (all are counted). */
+  maxErrorsKept: number;
+  /** Largest JSON request body on the API, bytes. */
+  maxJsonBodyBytes: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxFileBytes: 10 * 1024 ** 3,
+  maxLineBytes: 8 * 1024 ** 2,
+  maxLines: 10_000_000,
+  maxErrorsKept: 1000,
+  maxJsonBodyBytes: 1024 ** 2,
+};
+
+export interface CommonOptions {
+  dataDir: string;
+  store: StoreLocation;
+  logLevel: LogLevel;
+  limits: Limits;
+}
+
+export interface CommonFlags {
+  data?: string | undefined;
+  store?: string | undefined;
+  logLevel?: string | undefined;
+}
+
+const envNumber = (env: NodeJS.ProcessEnv, name: string, fallback: number): number => {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got '${raw}'`);
+  return n;
+};
+
+export function resolveLimits(env: NodeJS.ProcessEnv): Limits {
+  return {
+    maxFileBytes: envNumber(env, "SLUICE_MAX_FILE_BYTES", DEFAULT_LIMITS.maxFileBytes),
+    maxLineBytes: envNumber(env, "SLUICE_MAX_LINE_BYTES", DEFAULT_LIMITS.maxLineBytes),
+    maxLines: envNumber(env, "SLUICE_MAX_LINES", DEFAULT_LIMITS.maxLines),
+    maxErrorsKept: DEFAULT_LIMITS.maxErrorsKept,
+    maxJsonBodyBytes: DEFAULT_LIMITS.maxJsonBodyBytes,
+  };
+}
+
+export function resolveStoreLocation(flag: string | undefined, env: NodeJS.ProcessEnv, dataDir: string): StoreLocation {
+  const url = flag ?? env.SLUICE_DATABASE_URL;
+  if (url !== undefined && /^postgres(ql)?:\/\//.test(url)) return { kind: "postgres", url };
+  if (url !== undefined && url.startsWith("sqlite:"))
+    return { kind: "sqlite", path: resolve(url.slice("sqlite:".length)) };
+  return { kind: "sqlite", path: join(dataDir, "sluice.db") };
+}
+
+export function resolveCommon(flags: CommonFlags, env: NodeJS.ProcessEnv = process.env): CommonOptions {
+  const dataDir = resolve(flags.data ?? env.SLUICE_DATA ?? "./sluice-data");
+  const logLevel = (flags.logLevel ?? env.SLUICE_LOG_LEVEL ?? "info") as LogLevel;
+  return {
+    dataDir,
+    store: resolveStoreLocation(flags.store, env, dataDir),
+    logLevel,
+    limits: resolveLimits(env),
+  };
+}

@@ -1,0 +1,110 @@
+/** Batch rows: creation, reads, listing and compare-and-set status transitions. Tenant-scoped. */
+import type { Updateable } from "kysely";
+import type { BatchStatus } from "../batch/lifecycle.js";
+import type { BatchTable } from "./schema.js";
+import type { Store } from "./store.js";
+
+export type BatchRow = BatchTable;
+
+export async function insertBatch(store: Store, row: BatchRow): Promise<void> {
+  await store.db.insertInto("batches").values(row).execute();
+}
+
+export async function getBatch(store: Store, tenantId: string, id: string): Promise<BatchRow | undefined> {
+  return store.db
+    .selectFrom("batches")
+    .selectAll()
+    .where("tenant_id", "=", tenantId)
+    .where("id", "=", id)
+    .executeTakeFirst();
+}
+
+/** Newest first, keyset-paginated by (created_at, id) like OpenAI's `after`. */
+export async function listBatches(
+  store: Store,
+  q: { tenantId: string; limit: number; after?: string | undefined },
+): Promise<BatchRow[]> {
+  let query = store.db.selectFrom("batches").selectAll().where("tenant_id", "=", q.tenantId);
+  if (q.after !== undefined) {
+    const cursor = await getBatch(store, q.tenantId, q.after);
+    if (cursor !== undefined) {
+      query = query.where((eb) =>
+        eb.or([
+          eb("created_at", "<", cursor.created_at),
+          eb.and([eb("created_at", "=", cursor.created_at), eb("id", "<", cursor.id)]),
+        ]),
+      );
+    }
+  }
+  return query.orderBy("created_at", "desc").orderBy("id", "desc").limit(q.limit).execute();
+}
+
+/**
+ * Moves a batch from one of `from` to `to` atomically, setting `fields` too. Returns false when the
+ * batch was not in one of `from` (someone else moved it first): callers treat that as a lost race.
+ */
+export async function transitionBatch(
+  store: Store,
+  id: string,
+  from: readonly BatchStatus[],
+  to: BatchStatus,
+  fields: Updateable<BatchTable> = {},
+): Promise<boolean> {
+  const res = await store.db
+    .updateTable("batches")
+    .set({ ...fields, status: to })
+    .where("id", "=", id)
+    .where("status", "in", from)
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows) > 0;
+}
+
+/** Batch ids in the given statuses, oldest first (used by workers; not tenant-scoped on purpose). */
+export async function batchesInStatus(
+  store: Store,
+  statuses: readonly BatchStatus[],
+  limit = 1000,
+): Promise<Pick<BatchRow, "id" | "tenant_id" | "status" | "expires_at" | "owner" | "owner_expires_ms">[]> {
+  return store.db
+    .selectFrom("batches")
+    .select(["id", "tenant_id", "status", "expires_at", "owner", "owner_expires_ms"])
+    .where("status", "in", statuses)
+    .orderBy("created_at", "asc")
+    .limit(limit)
+    .execute();
+}
+
+/**
+ * Takes the batch-level lease (for validation or finalization) when it is free or expired.
+ * A worker that dies mid-job loses the lease when it expires and another worker redoes the job.
+ */
+export async function acquireBatchOwnership(
+  store: Store,
+  id: string,
+  status: BatchStatus,
+  owner: string,
+  leaseMs: number,
+  nowMs = Date.now(),
+): Promise<boolean> {
+  const res = await store.db
+    .updateTable("batches")
+    .set({ owner, owner_expires_ms: nowMs + leaseMs })
+    .where("id", "=", id)
+    .where("status", "=", status)
+    .where((eb) => eb.or([eb("owner", "is", null), eb("owner_expires_ms", "<", nowMs), eb("owner", "=", owner)]))
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows) > 0;
+}
+
+export async function releaseBatchOwnership(store: Store, id: string, owner: string): Promise<void> {
+  await store.db
+    .updateTable("batches")
+    .set({ owner: null, owner_expires_ms: null })
+    .where("id", "=", id)
+    .where("owner", "=", owner)
+    .execute();
+}
+
+export async function deleteBatchRequests(store: Store, batchId: string): Promise<void> {
+  await store.db.deleteFrom("requests").where("batch_id", "=", batchId).execute();
+}

@@ -1,0 +1,37 @@
+/**
+ * What differs between SQLite and PostgreSQL, in one place. Query code everywhere else is shared
+ * Kysely; it asks this object for the few constructs that are not portable.
+ */
+import type { Kysely, SelectQueryBuilder } from "kysely";
+import type { Database } from "./schema.js";
+
+export interface DialectCapabilities {
+  readonly name: "sqlite" | "postgres";
+  /** Rows per multi-row INSERT (SQLite caps bound parameters per statement). */
+  readonly insertChunkRows: number;
+  /** Make a claim's candidate sub-select safe under concurrent claimers (SKIP LOCKED on Postgres). */
+  lockForClaim<O>(qb: SelectQueryBuilder<Database, "requests", O>): SelectQueryBuilder<Database, "requests", O>;
+  /**
+   * Optional fast path for bulk ingest (COPY on Postgres). When absent, ingest uses chunked
+   * multi-row INSERTs inside a transaction.
+   */
+  bulkInsertRequests?: (db: Kysely<Database>, rows: readonly RequestInsertRow[]) => Promise<void>;
+}
+
+export interface RequestInsertRow {
+  tenant_id: string;
+  batch_id: string;
+  line: number;
+  custom_id: string;
+  model: string;
+  body: string;
+  status: "pending";
+  prefix_key: string | null;
+}
+
+export const sqliteCapabilities: DialectCapabilities = {
+  name: "sqlite",
+  insertChunkRows: 2000,
+  // SQLite serializes writers, and the claim is one UPDATE … WHERE key IN (SELECT …): nothing to lock.
+  lockForClaim: (qb) => qb,
+};

@@ -1,0 +1,23 @@
+/** Numbered migrations, applied in order on start. Kysely's migrator takes a lock while it runs. */
+import { type Kysely, type Migration, type MigrationProvider, Migrator } from "kysely";
+import { SluiceError } from "../errors.js";
+import * as m001 from "./migrations/001-initial.js";
+
+const migrations: Record<string, Migration> = {
+  "001-initial": m001,
+};
+
+class StaticProvider implements MigrationProvider {
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations;
+  }
+}
+
+export async function migrateToLatest(db: Kysely<unknown>): Promise<void> {
+  const migrator = new Migrator({ db, provider: new StaticProvider() });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === "Error");
+  if (error !== undefined) {
+    throw new SluiceError("migration_failed", `Migration ${failed?.migrationName ?? ""} failed`, { cause: error });
+  }
+}

@@ -1,0 +1,40 @@
+/** Bulk insert of request rows during ingest; reports which rows collided on custom_id. */
+import type { RequestInsertRow } from "../dialect.js";
+import type { Store } from "../store.js";
+
+export interface InsertOutcome {
+  /** Rows whose custom_id already existed in the batch, with the line that holds it. */
+  duplicates: { line: number; customId: string; firstLine: number }[];
+}
+
+export async function insertRequestChunk(store: Store, rows: readonly RequestInsertRow[]): Promise<InsertOutcome> {
+  if (rows.length === 0) return { duplicates: [] };
+  const inserted = await store.db
+    .insertInto("requests")
+    .values(rows as RequestInsertRow[])
+    .onConflict((oc) => oc.columns(["batch_id", "custom_id"]).doNothing())
+    .returning("line")
+    .execute();
+  if (inserted.length === rows.length) return { duplicates: [] };
+  const got = new Set(inserted.map((r) => r.line));
+  const missing = rows.filter((r) => !got.has(r.line));
+  const batchId = rows[0]?.batch_id ?? "";
+  const holders = await store.db
+    .selectFrom("requests")
+    .select(["custom_id", "line"])
+    .where("batch_id", "=", batchId)
+    .where(
+      "custom_id",
+      "in",
+      missing.map((r) => r.custom_id),
+    )
+    .execute();
+  const firstLine = new Map(holders.map((h) => [h.custom_id, h.line]));
+  return {
+    duplicates: missing.map((r) => ({
+      line: r.line,
+      customId: r.custom_id,
+      firstLine: firstLine.get(r.custom_id) ?? 0,
+    })),
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * Table types for Kysely. Times that the API exposes are unix seconds; times used for leases and
+ * retry scheduling are unix milliseconds (columns ending in `_ms`). JSON columns hold text.
+ */
+import type { Generated } from "kysely";
+
+export interface TenantTable {
+  id: string;
+  name: string;
+  created_at: number;
+}
+
+export interface ApiKeyTable {
+  id: string;
+  tenant_id: string;
+  key_hash: string;
+  prefix: string;
+  admin: number;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+export interface FileTable {
+  id: string;
+  tenant_id: string;
+  purpose: string;
+  filename: string;
+  bytes: number;
+  created_at: number;
+  expires_at: number | null;
+  status: string;
+  blob_key: string;
+}
+
+export interface BatchTable {
+  id: string;
+  tenant_id: string;
+  endpoint: string;
+  input_file_id: string;
+  completion_window: string;
+  status: string;
+  created_at: number;
+  in_progress_at: number | null;
+  expires_at: number;
+  finalizing_at: number | null;
+  completed_at: number | null;
+  failed_at: number | null;
+  expired_at: number | null;
+  cancelling_at: number | null;
+  cancelled_at: number | null;
+  output_file_id: string | null;
+  error_file_id: string | null;
+  errors: string | null;
+  metadata: string | null;
+  output_expires_seconds: number | null;
+  model: string | null;
+  total: number;
+  completed: number;
+  failed: number;
+  input_tokens: number;
+  cached_tokens: number;
+  output_tokens: number;
+  reasoning_tokens: number;
+  /** Status the batch takes when finalization ends: completed, expired or cancelled. */
+  end_status: string | null;
+  /** Worker holding the batch-level lease for validation or finalization. */
+  owner: string | null;
+  owner_expires_ms: number | null;
+}
+
+export interface RequestTable {
+  tenant_id: string;
+  batch_id: string;
+  line: number;
+  custom_id: string;
+  model: string;
+  body: string;
+  status: RequestStatus;
+  attempts: Generated<number>;
+  next_attempt_ms: Generated<number>;
+  lease_owner: string | null;
+  lease_expires_ms: number | null;
+  response_status: number | null;
+  request_id: string | null;
+  /** Response body (JSON text) for successes and upstream HTTP errors. */
+  result: string | null;
+  /** `{code, message}` JSON text for failures without an HTTP answer. */
+  error: string | null;
+  input_tokens: number | null;
+  cached_tokens: number | null;
+  output_tokens: number | null;
+  reasoning_tokens: number | null;
+  finished_ms: number | null;
+  /** Scheduling key for shared-prefix ordering (reserved; ordering uses `line` today). */
+  prefix_key: string | null;
+}
+
+export type RequestStatus = "pending" | "running" | "succeeded" | "failed" | "cancelled" | "expired";
+
+export interface AuditTable {
+  id: string;
+  tenant_id: string;
+  key_id: string | null;
+  action: string;
+  target: string | null;
+  at: number;
+}
+
+export interface Database {
+  tenants: TenantTable;
+  api_keys: ApiKeyTable;
+  files: FileTable;
+  batches: BatchTable;
+  requests: RequestTable;
+  audit_log: AuditTable;
+}

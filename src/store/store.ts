@@ -1,0 +1,43 @@
+/**
+ * The Store: a Kysely handle plus the dialect's capabilities. Query modules in this folder take a
+ * Store and expose domain operations; no driver or transaction type leaks past this folder.
+ */
+import type { Kysely } from "kysely";
+import { type DialectCapabilities, sqliteCapabilities } from "./dialect.js";
+import { migrateToLatest } from "./migrator.js";
+import type { Database } from "./schema.js";
+import { openSqlite } from "./sqlite.js";
+import { ensureDefaultTenant } from "./tenants.js";
+
+export interface Store {
+  readonly db: Kysely<Database>;
+  readonly caps: DialectCapabilities;
+  close(): Promise<void>;
+}
+
+export type StoreLocation = { kind: "sqlite"; path: string } | { kind: "postgres"; url: string };
+
+export async function openStore(location: StoreLocation): Promise<Store> {
+  let db: Kysely<Database>;
+  let caps: DialectCapabilities;
+  if (location.kind === "sqlite") {
+    db = openSqlite({ path: location.path });
+    caps = sqliteCapabilities;
+  } else {
+    const pg = await import("./postgres.js");
+    ({ db, caps } = await pg.openPostgres({ url: location.url }));
+  }
+  await migrateToLatest(db as unknown as Kysely<unknown>);
+  let closed = false;
+  const store: Store = {
+    db,
+    caps,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await db.destroy();
+    },
+  };
+  await ensureDefaultTenant(store);
+  return store;
+}
