@@ -24,7 +24,6 @@ export async function buildApi(ctx: AppContext, options: ApiOptions): Promise<Fa
     logger: false,
     bodyLimit: ctx.limits.maxJsonBodyBytes,
     genReqId: () => newRequestId(),
-    disableRequestLogging: true,
     return503OnClosing: true,
     ...(options.https ? { https: options.https } : {}),
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;

@@ -64,10 +64,10 @@ export async function batchesInStatus(
   store: Store,
   statuses: readonly BatchStatus[],
   limit = 1000,
-): Promise<Pick<BatchRow, "id" | "tenant_id" | "status" | "expires_at" | "owner" | "owner_expires_ms">[]> {
+): Promise<Pick<BatchRow, "id" | "tenant_id" | "status" | "endpoint" | "expires_at" | "owner" | "owner_expires_ms">[]> {
   return store.db
     .selectFrom("batches")
-    .select(["id", "tenant_id", "status", "expires_at", "owner", "owner_expires_ms"])
+    .select(["id", "tenant_id", "status", "endpoint", "expires_at", "owner", "owner_expires_ms"])
     .where("status", "in", statuses)
     .orderBy("created_at", "asc")
     .limit(limit)

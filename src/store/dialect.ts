@@ -1,21 +1,23 @@
 /**
  * What differs between SQLite and PostgreSQL, in one place. Query code everywhere else is shared
- * Kysely; it asks this object for the few constructs that are not portable.
+ * Kysely; it asks this object for the few constructs that are not portable. The PostgreSQL
+ * capabilities live in ./dialect-postgres.ts so that SQLite-only deployments never load `pg`.
  */
-import type { Kysely, SelectQueryBuilder } from "kysely";
+import type { SelectQueryBuilder } from "kysely";
 import type { Database } from "./schema.js";
 
 export interface DialectCapabilities {
   readonly name: "sqlite" | "postgres";
-  /** Rows per multi-row INSERT (SQLite caps bound parameters per statement). */
+  /** Rows per ingest chunk (SQLite caps bound parameters per statement; Postgres at 65535). */
   readonly insertChunkRows: number;
   /** Make a claim's candidate sub-select safe under concurrent claimers (SKIP LOCKED on Postgres). */
   lockForClaim<O>(qb: SelectQueryBuilder<Database, "requests", O>): SelectQueryBuilder<Database, "requests", O>;
   /**
-   * Optional fast path for bulk ingest (COPY on Postgres). When absent, ingest uses chunked
-   * multi-row INSERTs inside a transaction.
+   * Optional fast path for bulk ingest (COPY on Postgres): inserts the rows whose
+   * `(batch_id, custom_id)` is new, skips the others, and returns the lines it inserted. When
+   * absent, ingest uses one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING line`.
    */
-  bulkInsertRequests?: (db: Kysely<Database>, rows: readonly RequestInsertRow[]) => Promise<void>;
+  bulkInsertRequests?: (rows: readonly RequestInsertRow[]) => Promise<number[]>;
 }
 
 export interface RequestInsertRow {

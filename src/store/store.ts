@@ -15,7 +15,10 @@ export interface Store {
   close(): Promise<void>;
 }
 
-export type StoreLocation = { kind: "sqlite"; path: string } | { kind: "postgres"; url: string };
+export type StoreLocation =
+  | { kind: "sqlite"; path: string }
+  /** `poolSize`: connections per process (default 10). */
+  | { kind: "postgres"; url: string; poolSize?: number | undefined };
 
 export async function openStore(location: StoreLocation): Promise<Store> {
   let db: Kysely<Database>;
@@ -25,7 +28,7 @@ export async function openStore(location: StoreLocation): Promise<Store> {
     caps = sqliteCapabilities;
   } else {
     const pg = await import("./postgres.js");
-    ({ db, caps } = await pg.openPostgres({ url: location.url }));
+    ({ db, caps } = await pg.openPostgres({ url: location.url, poolSize: location.poolSize }));
   }
   await migrateToLatest(db as unknown as Kysely<unknown>);
   let closed = false;

@@ -7,16 +7,15 @@ export interface InsertOutcome {
   duplicates: { line: number; customId: string; firstLine: number }[];
 }
 
+/**
+ * Inserts one chunk of a batch's rows (all of one batch). Rows whose `(batch_id, custom_id)` is
+ * already taken, by an earlier chunk or an earlier row of this one, are skipped and reported.
+ */
 export async function insertRequestChunk(store: Store, rows: readonly RequestInsertRow[]): Promise<InsertOutcome> {
   if (rows.length === 0) return { duplicates: [] };
-  const inserted = await store.db
-    .insertInto("requests")
-    .values(rows as RequestInsertRow[])
-    .onConflict((oc) => oc.columns(["batch_id", "custom_id"]).doNothing())
-    .returning("line")
-    .execute();
-  if (inserted.length === rows.length) return { duplicates: [] };
-  const got = new Set(inserted.map((r) => r.line));
+  const insertedLines = await insertRows(store, rows);
+  if (insertedLines.length === rows.length) return { duplicates: [] };
+  const got = new Set(insertedLines);
   const missing = rows.filter((r) => !got.has(r.line));
   const batchId = rows[0]?.batch_id ?? "";
   const holders = await store.db
@@ -37,4 +36,15 @@ export async function insertRequestChunk(store: Store, rows: readonly RequestIns
       firstLine: firstLine.get(r.custom_id) ?? 0,
     })),
   };
+}
+
+async function insertRows(store: Store, rows: readonly RequestInsertRow[]): Promise<number[]> {
+  if (store.caps.bulkInsertRequests !== undefined) return store.caps.bulkInsertRequests(rows);
+  const inserted = await store.db
+    .insertInto("requests")
+    .values(rows as RequestInsertRow[])
+    .onConflict((oc) => oc.columns(["batch_id", "custom_id"]).doNothing())
+    .returning("line")
+    .execute();
+  return inserted.map((r) => r.line);
 }

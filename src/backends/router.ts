@@ -1,0 +1,101 @@
+/**
+ * Router: model name → a pool of backend replicas, by exact name or glob (`*`, `?`), first match
+ * wins. Backends are created lazily on first use (an embedded model loads only when a batch
+ * needs it) and each replica carries its own flow controller.
+ */
+import { FlowController, type FlowOptions } from "../dispatch/flow-control.js";
+import type { Backend } from "./backend.js";
+import type { BackendSpec, RouteSpec } from "./route-config.js";
+
+export type BackendFactory = (spec: BackendSpec) => Promise<Backend>;
+
+export interface Replica {
+  backend: Backend;
+  flow: FlowController;
+}
+
+export class BackendPool {
+  readonly replicas: Replica[];
+  constructor(replicas: Replica[]) {
+    this.replicas = replicas;
+  }
+
+  /** The replica with the most free capacity, or undefined when all are full. */
+  pick(): Replica | undefined {
+    let best: Replica | undefined;
+    for (const r of this.replicas) {
+      if (r.flow.available() > 0 && (best === undefined || r.flow.available() > best.flow.available())) best = r;
+    }
+    return best;
+  }
+
+  capacity(): number {
+    return this.replicas.reduce((sum, r) => sum + r.flow.limit, 0);
+  }
+}
+
+function globToRegExp(glob: string): RegExp {
+  const escaped = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  return new RegExp(`^${escaped}$`);
+}
+
+interface CompiledRoute {
+  matchers: RegExp[];
+  spec: RouteSpec;
+  pool?: Promise<BackendPool>;
+}
+
+export class Router {
+  readonly #routes: CompiledRoute[];
+  readonly #factory: BackendFactory;
+  readonly #flow: Partial<FlowOptions>;
+  readonly #byModel = new Map<string, CompiledRoute | null>();
+  readonly #created: Backend[] = [];
+  onFlowChange: ((backend: string, limit: number, inFlight: number, reason: string) => void) | undefined;
+
+  constructor(routes: RouteSpec[], factory: BackendFactory, flow: Partial<FlowOptions> = {}) {
+    this.#routes = routes.map((spec) => ({ spec, matchers: spec.patterns.map(globToRegExp) }));
+    this.#factory = factory;
+    this.#flow = flow;
+  }
+
+  #route(model: string): CompiledRoute | null {
+    let hit = this.#byModel.get(model);
+    if (hit === undefined) {
+      hit = this.#routes.find((r) => r.matchers.some((m) => m.test(model))) ?? null;
+      this.#byModel.set(model, hit);
+    }
+    return hit;
+  }
+
+  hasRoute(model: string): boolean {
+    return this.#route(model) !== null;
+  }
+
+  /** The pool for a model, created on first use; undefined when no route matches. */
+  pool(model: string): Promise<BackendPool> | undefined {
+    const route = this.#route(model);
+    if (route === null) return undefined;
+    route.pool ??= this.#createPool(route.spec);
+    return route.pool;
+  }
+
+  async #createPool(spec: RouteSpec): Promise<BackendPool> {
+    const replicas: Replica[] = [];
+    for (const b of spec.backends) {
+      const backend = await this.#factory(b);
+      this.#created.push(backend);
+      const maxLimit = backend.maxConcurrency ?? this.#flow.maxLimit ?? 1024;
+      const flow = new FlowController({ ...this.#flow, maxLimit, initialLimit: Math.min(this.#flow.initialLimit ?? 4, maxLimit) });
+      flow.onChange = (s, reason) => this.onFlowChange?.(backend.name, s.limit, s.inFlight, reason);
+      replicas.push({ backend, flow });
+    }
+    return new BackendPool(replicas);
+  }
+
+  async close(): Promise<void> {
+    const results = await Promise.allSettled(this.#created.map((b) => b.close()));
+    this.#created.length = 0;
+    for (const r of results) if (r.status === "rejected") throw r.reason;
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * Output and error file lines in OpenAI's exact shape:
+ *   {"id":"batch_req_…","custom_id":"…","response":{"status_code":200,"request_id":"…","body":{…}},"error":null}
+ * Successes go to the output file; everything else to the error file: upstream HTTP errors keep
+ * `response` with the upstream status and body; failures without an HTTP answer, and expired or
+ * cancelled lines, have `response: null` and `error: {code, message}`. Lines are built by string
+ * concatenation around the stored JSON text, so bodies are never re-parsed.
+ */
+import { createHash } from "node:crypto";
+import type { FinishedRow } from "../store/requests/read.js";
+
+/** Deterministic per (batch, line): reading partial output twice yields the same ids. */
+export function batchRequestId(batchId: string, line: number): string {
+  return `batch_req_${createHash("sha256").update(`${batchId}:${line}`).digest("hex").slice(0, 32)}`;
+}
+
+export interface FormattedLine {
+  target: "output" | "error";
+  text: string;
+}
+
+export function formatOutputLine(batchId: string, row: FinishedRow): FormattedLine {
+  const head = `{"id":"${batchRequestId(batchId, row.line)}","custom_id":${JSON.stringify(row.custom_id)},`;
+  if (row.response_status !== null && row.result !== null) {
+    const response = `"response":{"status_code":${row.response_status},"request_id":${JSON.stringify(row.request_id ?? "")},"body":${row.result}}`;
+    const target = row.status === "succeeded" ? "output" : "error";
+    return { target, text: `${head}${response},"error":null}\n` };
+  }
+  const error = row.error ?? JSON.stringify({ code: "unknown_error", message: "The request failed." });
+  return { target: "error", text: `${head}"response":null,"error":${error}}\n` };
+}
+
+export const EXPIRED_ERROR = {
+  code: "batch_expired",
+  message: "This request could not be executed before the completion window expired.",
+};
+
+export const CANCELLED_ERROR = {
+  code: "batch_cancelled",
+  message: "This request was not executed because the batch was cancelled.",
+};

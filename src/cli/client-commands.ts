@@ -1,0 +1,118 @@
+/** Client commands against a running server: submit, status, results, cancel, list. */
+import { createWriteStream } from "node:fs";
+import { pipeline } from "node:stream/promises";
+import type { Command } from "commander";
+import { isTerminal } from "../batch/lifecycle.js";
+import { api, clientFromEnv, download, uploadFile } from "./http-client.js";
+import { createProgress } from "./progress.js";
+
+interface BatchView {
+  id: string;
+  status: string;
+  endpoint: string;
+  created_at: number;
+  output_file_id: string | null;
+  error_file_id: string | null;
+  request_counts: { total: number; completed: number; failed: number };
+  errors: { data: { code: string; message: string; line: number | null }[] } | null;
+}
+
+function printBatch(b: BatchView, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(b)}\n`);
+    return;
+  }
+  const c = b.request_counts;
+  process.stdout.write(`${b.id}  ${b.status}  ${c.completed}/${c.total} done, ${c.failed} failed\n`);
+  if (b.output_file_id) process.stdout.write(`  output: ${b.output_file_id}\n`);
+  if (b.error_file_id) process.stdout.write(`  errors: ${b.error_file_id}\n`);
+  for (const e of b.errors?.data.slice(0, 20) ?? []) {
+    process.stdout.write(`  ${e.line !== null ? `line ${e.line}: ` : ""}${e.code}: ${e.message}\n`);
+  }
+}
+
+async function waitFor(id: string, json: boolean): Promise<BatchView> {
+  const c = clientFromEnv();
+  const bar = json ? undefined : createProgress();
+  try {
+    for (;;) {
+      const b = await api<BatchView>(c, "GET", `/batches/${id}`);
+      const n = b.request_counts;
+      bar?.update(n.completed + n.failed, n.failed, n.total, b.status);
+      if (isTerminal(b.status)) return b;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  } finally {
+    bar?.stop();
+  }
+}
+
+export function registerClientCommands(program: Command): void {
+  program
+    .command("submit <file>")
+    .description("Upload a batch input file and create a batch on the server at SLUICE_BASE_URL")
+    .option("--endpoint <url>", "batch endpoint", "/v1/chat/completions")
+    .option("--window <duration>", "completion window: 24h, 1h, 7d…", "24h")
+    .option("--wait", "show a progress bar until the batch ends")
+    .option("--json", "machine-readable output")
+    .action(async (file: string, flags: { endpoint: string; window: string; wait?: boolean; json?: boolean }) => {
+      const c = clientFromEnv();
+      const uploaded = await uploadFile(c, file);
+      let batch = await api<BatchView>(c, "POST", "/batches", {
+        input_file_id: uploaded.id,
+        endpoint: flags.endpoint,
+        completion_window: flags.window,
+      });
+      if (flags.wait) batch = await waitFor(batch.id, flags.json === true);
+      printBatch(batch, flags.json === true);
+      if (flags.wait && (batch.status !== "completed" || batch.request_counts.failed > 0)) process.exitCode = 1;
+    });
+
+  program
+    .command("status <id>")
+    .description("Show a batch")
+    .option("--json", "machine-readable output")
+    .option("--wait", "show a progress bar until the batch ends")
+    .action(async (id: string, flags: { json?: boolean; wait?: boolean }) => {
+      const b = flags.wait ? await waitFor(id, flags.json === true) : await api<BatchView>(clientFromEnv(), "GET", `/batches/${id}`);
+      printBatch(b, flags.json === true);
+    });
+
+  program
+    .command("results <id>")
+    .description("Download a batch's results (finished so far, if it is still running)")
+    .option("-o, --output <file>", "write to a file instead of stdout")
+    .option("--errors", "the error lines instead of the successful ones")
+    .action(async (id: string, flags: { output?: string; errors?: boolean }) => {
+      const c = clientFromEnv();
+      const b = await api<BatchView>(c, "GET", `/batches/${id}`);
+      const fileId = flags.errors ? b.error_file_id : b.output_file_id;
+      const path = isTerminal(b.status)
+        ? fileId === null
+          ? undefined
+          : `/files/${fileId}/content`
+        : `/batches/${id}/output?type=${flags.errors ? "error" : "output"}`;
+      if (path === undefined) return;
+      const body = await download(c, path);
+      await pipeline(body, flags.output ? createWriteStream(flags.output) : process.stdout);
+    });
+
+  program
+    .command("cancel <id>")
+    .description("Cancel a batch (finished results are still delivered)")
+    .option("--json", "machine-readable output")
+    .action(async (id: string, flags: { json?: boolean }) => {
+      printBatch(await api<BatchView>(clientFromEnv(), "POST", `/batches/${id}/cancel`), flags.json === true);
+    });
+
+  program
+    .command("list")
+    .description("List recent batches")
+    .option("--limit <n>", "how many", "20")
+    .option("--json", "machine-readable output")
+    .action(async (flags: { limit: string; json?: boolean }) => {
+      const page = await api<{ data: BatchView[] }>(clientFromEnv(), "GET", `/batches?limit=${Number(flags.limit)}`);
+      if (flags.json) process.stdout.write(`${JSON.stringify(page.data)}\n`);
+      else for (const b of page.data) printBatch(b, false);
+    });
+}

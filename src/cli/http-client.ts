@@ -1,0 +1,72 @@
+/** A minimal client for a running Sluice server (SLUICE_BASE_URL, SLUICE_API_KEY). */
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { basename } from "node:path";
+import { Readable } from "node:stream";
+import { SluiceError } from "../errors.js";
+
+export interface ClientOptions {
+  baseUrl: string;
+  apiKey: string;
+}
+
+export function clientFromEnv(env: NodeJS.ProcessEnv = process.env): ClientOptions {
+  const apiKey = env.SLUICE_API_KEY;
+  if (apiKey === undefined || apiKey === "") {
+    throw new SluiceError("missing_api_key", "Set SLUICE_API_KEY to the key the server printed (or was started with).");
+  }
+  return { baseUrl: (env.SLUICE_BASE_URL ?? "http://127.0.0.1:8080/v1").replace(/\/+$/, ""), apiKey };
+}
+
+async function check(res: Response): Promise<Response> {
+  if (res.ok) return res;
+  const text = await res.text();
+  let message = text;
+  try {
+    message = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? text;
+  } catch {}
+  throw new SluiceError("http_error", `HTTP ${res.status}: ${message}`);
+}
+
+export async function api<T>(c: ClientOptions, method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${c.baseUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${c.apiKey}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  return (await (await check(res)).json()) as T;
+}
+
+/** Streams a file as multipart/form-data without reading it into memory. */
+export async function uploadFile(c: ClientOptions, path: string, purpose = "batch"): Promise<{ id: string }> {
+  const size = (await stat(path)).size;
+  const boundary = `----sluice${Math.random().toString(16).slice(2)}`;
+  const head = Buffer.from(
+    `--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n${purpose}\r\n` +
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${basename(path).replace(/"/g, "")}"\r\n` +
+      "Content-Type: application/jsonl\r\n\r\n",
+  );
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  async function* body() {
+    yield head;
+    yield* createReadStream(path);
+    yield tail;
+  }
+  const res = await fetch(`${c.baseUrl}/files`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${c.apiKey}`,
+      "content-type": `multipart/form-data; boundary=${boundary}`,
+      "content-length": String(head.length + size + tail.length),
+    },
+    body: Readable.toWeb(Readable.from(body())) as ReadableStream,
+    duplex: "half",
+  } as RequestInit);
+  return (await (await check(res)).json()) as { id: string };
+}
+
+export async function download(c: ClientOptions, path: string): Promise<Readable> {
+  const res = await check(await fetch(`${c.baseUrl}${path}`, { headers: { authorization: `Bearer ${c.apiKey}` } }));
+  if (res.body === null) return Readable.from([]);
+  return Readable.fromWeb(res.body as import("node:stream/web").ReadableStream);
+}

@@ -1,0 +1,73 @@
+/** `sluice serve` (API + in-process worker) and `sluice worker` (worker only, no HTTP). */
+import type { Command } from "commander";
+import { readFile } from "node:fs/promises";
+import { registerEngineRoutes } from "../api/engine-routes.js";
+import { buildApi } from "../api/server.js";
+import { resolveCommon } from "../config.js";
+import { openRuntime, type Runtime } from "../runtime.js";
+import { countActiveKeys, createApiKey, DEFAULT_TENANT } from "../store/tenants.js";
+import { addCommonOptions, addEngineOptions, type CommonCliFlags, engineFromFlags, type EngineCliFlags } from "./options.js";
+
+interface ServeFlags extends CommonCliFlags, EngineCliFlags {
+  host: string;
+  port: string;
+  worker: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+/** SIGTERM/SIGINT → graceful stop; a second signal exits at once. */
+export function onShutdownSignal(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    process.stderr.write(`sluice: ${signal} received, shutting down…\n`);
+    stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on("SIGTERM", handler);
+  process.on("SIGINT", handler);
+}
+
+export function registerServeCommands(program: Command): void {
+  const serve = program
+    .command("serve")
+    .description("Run the OpenAI-compatible API server (with an in-process worker unless --no-worker)")
+    .option("--host <host>", "interface to listen on", "127.0.0.1")
+    .option("--port <port>", "port to listen on", process.env.SLUICE_PORT ?? "8080")
+    .option("--no-worker", "API only: leave execution to `sluice worker` processes")
+    .option("--tls-cert <file>", "serve HTTPS with this certificate (PEM)")
+    .option("--tls-key <file>", "private key for --tls-cert (PEM)");
+  addEngineOptions(addCommonOptions(serve)).action(async (flags: ServeFlags) => {
+    const common = resolveCommon(flags);
+    const runtime = await openRuntime(common, { engine: engineFromFlags(flags), worker: flags.worker ? {} : false });
+    const envKey = process.env.SLUICE_API_KEY || undefined;
+    if (envKey === undefined && (await countActiveKeys(runtime.ctx.store)) === 0) {
+      const { key } = await createApiKey(runtime.ctx.store, { tenantId: DEFAULT_TENANT, admin: true });
+      process.stdout.write(`Created an API key for the default tenant (shown once, stored only as a hash):\n  ${key}\n`);
+    }
+    const https =
+      flags.tlsCert !== undefined && flags.tlsKey !== undefined
+        ? { cert: await readFile(flags.tlsCert), key: await readFile(flags.tlsKey) }
+        : undefined;
+    const app = await buildApi(runtime.ctx, { envKey, extraRoutes: [registerEngineRoutes], https });
+    const address = await app.listen({ host: flags.host, port: Number(flags.port) });
+    runtime.worker?.start();
+    process.stdout.write(`Sluice listening on ${address}/v1\n`);
+    onShutdownSignal(async () => {
+      await app.close();
+      await runtime.close();
+    });
+  });
+
+  const worker = program.command("worker").description("Run a worker: execute batches from the shared store (no HTTP)");
+  addEngineOptions(addCommonOptions(worker)).action(async (flags: CommonCliFlags & EngineCliFlags) => {
+    const runtime: Runtime = await openRuntime(resolveCommon(flags), { engine: engineFromFlags(flags) });
+    runtime.worker?.start();
+    process.stdout.write(`Sluice worker ${runtime.worker?.id ?? ""} started\n`);
+    onShutdownSignal(() => runtime.close());
+  });
+}

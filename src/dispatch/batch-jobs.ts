@@ -1,0 +1,175 @@
+/**
+ * Batch-level jobs, each run under the batch's ownership lease so only one worker does it:
+ * - validate:  validating → in_progress | failed (ingest; a crash mid-way is redone from scratch)
+ * - complete:  in_progress (every row terminal) → finalizing → completed
+ * - expire:    in_progress past expires_at → finalizing → expired (unfinished rows: batch_expired)
+ * - cancel:    cancelling → cancelled (unfinished rows: batch_cancelled; finished ones delivered)
+ * - resume:    finalizing whose finalizer died → finished by another worker
+ */
+import { ingestBatchInput } from "../batch/ingest.js";
+import type { BatchStatus } from "../batch/lifecycle.js";
+import { CANCELLED_ERROR, EXPIRED_ERROR } from "../batch/output-lines.js";
+import type { AppContext } from "../context.js";
+import { SluiceError } from "../errors.js";
+import {
+  acquireBatchOwnership,
+  type BatchRow,
+  deleteBatchRequests,
+  releaseBatchOwnership,
+  transitionBatch,
+} from "../store/batches.js";
+import { getFile } from "../store/files.js";
+import { terminateUnfinished } from "../store/requests/terminate.js";
+import { nowSeconds } from "../store/tenants.js";
+import { finalizeBatch } from "./finalize.js";
+
+export interface JobContext extends AppContext {
+  owner: string;
+  /** Batch-level lease; renewed while a long job (ingest) runs. */
+  batchLeaseMs: number;
+  /** Aborted when the worker stops: long jobs (ingest) give up and hand the batch back. */
+  signal: AbortSignal;
+}
+
+async function getRow(ctx: JobContext, id: string): Promise<BatchRow | undefined> {
+  return ctx.store.db.selectFrom("batches").selectAll().where("id", "=", id).executeTakeFirst();
+}
+
+function emit(ctx: JobContext, b: { id: string; tenant_id: string }, status: BatchStatus) {
+  ctx.events.emit("batch.status", { batchId: b.id, tenantId: b.tenant_id, status, at: nowSeconds() });
+}
+
+/** Keeps the batch lease alive while `work` runs. */
+async function underLease<T>(
+  ctx: JobContext,
+  id: string,
+  status: BatchStatus,
+  work: () => Promise<T>,
+): Promise<T | undefined> {
+  if (!(await acquireBatchOwnership(ctx.store, id, status, ctx.owner, ctx.batchLeaseMs))) return undefined;
+  const timer = setInterval(() => {
+    void acquireBatchOwnership(ctx.store, id, status, ctx.owner, ctx.batchLeaseMs).catch(() => {});
+  }, ctx.batchLeaseMs / 3);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+    // No-op when the job already cleared the owner; frees the batch at once when it was aborted.
+    await releaseBatchOwnership(ctx.store, id, ctx.owner).catch(() => {});
+  }
+}
+
+export async function validateJob(ctx: JobContext, id: string): Promise<void> {
+  await underLease(ctx, id, "validating", async () => {
+    const batch = await getRow(ctx, id);
+    if (batch === undefined || batch.status !== "validating") return;
+    // A previous owner may have died mid-ingest: start from a clean slate.
+    await deleteBatchRequests(ctx.store, id);
+    const file = await getFile(ctx.store, batch.tenant_id, batch.input_file_id);
+    let result: Awaited<ReturnType<typeof ingestBatchInput>>;
+    if (file === undefined) {
+      result = {
+        ok: false,
+        errorCount: 1,
+        errors: [
+          {
+            code: "invalid_input_file",
+            message: `Input file '${batch.input_file_id}' no longer exists.`,
+            param: "input_file_id",
+            line: null,
+          },
+        ],
+      };
+    } else {
+      try {
+        result = await ingestBatchInput(
+          ctx.store,
+          ctx.blobs,
+          { tenantId: batch.tenant_id, batchId: id, endpoint: batch.endpoint, blobKey: file.blob_key },
+          ctx.limits,
+          ctx.signal,
+        );
+      } catch (err) {
+        if (!(err instanceof SluiceError)) throw err;
+        result = {
+          ok: false,
+          errorCount: 1,
+          errors: [{ code: err.code, message: err.message, param: null, line: null }],
+        };
+      }
+    }
+    const now = nowSeconds();
+    if (result.ok) {
+      const moved = await transitionBatch(ctx.store, id, ["validating"], "in_progress", {
+        in_progress_at: now,
+        total: result.total,
+        model: result.model,
+        owner: null,
+        owner_expires_ms: null,
+      });
+      if (moved) emit(ctx, batch, "in_progress");
+      else await ctx.store.db.updateTable("batches").set({ total: result.total }).where("id", "=", id).execute();
+      return;
+    }
+    await deleteBatchRequests(ctx.store, id);
+    const errors = { object: "list", data: result.errors, total_count: result.errorCount };
+    if (
+      await transitionBatch(ctx.store, id, ["validating", "cancelling"], "failed", {
+        failed_at: now,
+        errors: JSON.stringify(errors),
+        owner: null,
+        owner_expires_ms: null,
+      })
+    ) {
+      emit(ctx, batch, "failed");
+    }
+  });
+}
+
+/** in_progress → finalizing (with the end status to reach), taking the batch lease in the same step. */
+async function enterFinalizing(
+  ctx: JobContext,
+  batch: { id: string; tenant_id: string },
+  endStatus: "completed" | "expired",
+): Promise<boolean> {
+  const moved = await transitionBatch(ctx.store, batch.id, ["in_progress"], "finalizing", {
+    finalizing_at: nowSeconds(),
+    end_status: endStatus,
+    owner: ctx.owner,
+    owner_expires_ms: Date.now() + ctx.batchLeaseMs,
+  });
+  if (moved) emit(ctx, batch, "finalizing");
+  return moved;
+}
+
+export async function completeJob(ctx: JobContext, id: string): Promise<void> {
+  const batch = await getRow(ctx, id);
+  if (batch === undefined || batch.status !== "in_progress") return;
+  if (Number(batch.completed) + Number(batch.failed) < Number(batch.total)) return;
+  if (await enterFinalizing(ctx, batch, "completed")) await finalizeOwned(ctx, id);
+}
+
+export async function expireJob(ctx: JobContext, id: string): Promise<void> {
+  const batch = await getRow(ctx, id);
+  if (batch === undefined || batch.status !== "in_progress") return;
+  if (await enterFinalizing(ctx, batch, "expired")) await finalizeOwned(ctx, id);
+}
+
+/** Finishes a finalizing batch this worker owns (or whose owner's lease expired). */
+export async function finalizeOwned(ctx: JobContext, id: string): Promise<void> {
+  await underLease(ctx, id, "finalizing", async () => {
+    const batch = await getRow(ctx, id);
+    if (batch === undefined || batch.status !== "finalizing") return;
+    if (batch.end_status === "expired") await terminateUnfinished(ctx.store, id, "expired", EXPIRED_ERROR);
+    await finalizeBatch(ctx, batch, ctx.owner, "finalizing");
+  });
+}
+
+export async function cancelJob(ctx: JobContext, id: string): Promise<void> {
+  await underLease(ctx, id, "cancelling", async () => {
+    const batch = await getRow(ctx, id);
+    if (batch === undefined || batch.status !== "cancelling") return;
+    await terminateUnfinished(ctx.store, id, "cancelled", CANCELLED_ERROR);
+    await finalizeBatch(ctx, { ...batch, end_status: "cancelled" }, ctx.owner, "cancelling");
+  });
+}

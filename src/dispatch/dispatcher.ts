@@ -1,0 +1,309 @@
+/**
+ * The dispatcher: claim → route → call → checkpoint, with a bounded in-flight window.
+ *
+ * It keeps a small local buffer of claimed rows (never more than about twice what the backends
+ * currently accept), claims round-robin across active batches (no batch starves behind a large
+ * one), hands each row to the least-loaded replica of its model's pool when that replica's flow
+ * controller has room, and queues every outcome on the group-commit checkpointer. Every call has
+ * its own AbortController, so a cancel, an expiry or shutdown stops it.
+ */
+import type { Backend, BackendResult } from "../backends/backend.js";
+import type { BackendPool, Router } from "../backends/router.js";
+import type { Logger } from "../logger.js";
+import type { Outcome } from "../store/requests/checkpoint.js";
+import { type ClaimedRequest, claimRequests } from "../store/requests/claim.js";
+import type { Store } from "../store/store.js";
+import type { Checkpointer } from "./checkpointer.js";
+import type { FlowController } from "./flow-control.js";
+import { decide, type RetryPolicy } from "./retry-policy.js";
+
+export interface ActiveBatch {
+  id: string;
+  endpoint: string;
+}
+
+export interface DispatcherOptions {
+  owner: string;
+  leaseMs: number;
+  retry: RetryPolicy;
+  /** Most rows claimed per claim query. */
+  maxClaim: number;
+  /** Upper bound on rows held locally (buffered + in flight). */
+  maxWindow: number;
+}
+
+/** A claimed row on its way to a backend. */
+type Work = ClaimedRequest & { endpoint: string };
+
+interface InFlight {
+  controller: AbortController;
+  batchId: string;
+  /** Why we aborted it ourselves: decides what is written for the row. */
+  abortedFor?: "shutdown" | "batch";
+}
+
+export class Dispatcher {
+  readonly #store: Store;
+  readonly #router: Router;
+  readonly #checkpointer: Checkpointer;
+  readonly #logger: Logger;
+  readonly #o: DispatcherOptions;
+  #batches: ActiveBatch[] = [];
+  #cursor = 0;
+  readonly #queues = new Map<BackendPool, Work[]>();
+  readonly #resolving = new Set<Promise<void>>();
+  #buffered = 0;
+  readonly #inFlight = new Map<string, InFlight>();
+  #claiming = false;
+  #stopped = false;
+  #idleWaiters: (() => void)[] = [];
+  #nothingToClaimUntil = 0;
+
+  constructor(store: Store, router: Router, checkpointer: Checkpointer, logger: Logger, options: DispatcherOptions) {
+    this.#store = store;
+    this.#router = router;
+    this.#checkpointer = checkpointer;
+    this.#logger = logger;
+    this.#o = options;
+  }
+
+  get inFlightCount(): number {
+    return this.#inFlight.size;
+  }
+
+  /** Replaces the set of batches to claim from (in_progress batches, oldest first). */
+  setActiveBatches(batches: ActiveBatch[]): void {
+    this.#batches = batches;
+    this.#nothingToClaimUntil = 0;
+    this.pump();
+  }
+
+  /** Wakes the claimer now (a batch started, a retry became due). */
+  poke(): void {
+    this.#nothingToClaimUntil = 0;
+    this.pump();
+  }
+
+  /** Drops local work for a batch and aborts its in-flight calls (cancel, expiry). */
+  abortBatch(batchId: string): void {
+    for (const [key, f] of this.#inFlight) {
+      if (f.batchId === batchId) {
+        f.abortedFor = "batch";
+        f.controller.abort();
+        this.#inFlight.delete(key);
+      }
+    }
+    for (const [pool, queue] of this.#queues) {
+      const kept = queue.filter((r) => r.batchId !== batchId);
+      this.#buffered -= queue.length - kept.length;
+      this.#queues.set(pool, kept);
+    }
+    this.#batches = this.#batches.filter((b) => b.id !== batchId);
+  }
+
+  batchesInFlight(): Set<string> {
+    const ids = new Set<string>();
+    for (const f of this.#inFlight.values()) ids.add(f.batchId);
+    for (const q of this.#queues.values()) for (const r of q) ids.add(r.batchId);
+    return ids;
+  }
+
+  /** Moves work forward: start calls where backends have room, then top up the buffer. */
+  pump(): void {
+    if (this.#stopped) return;
+    for (const [pool, queue] of this.#queues) {
+      while (queue.length > 0) {
+        const replica = pool.pick();
+        if (replica === undefined) break;
+        const req = queue.shift() as Work;
+        this.#buffered--;
+        this.#start(req, replica.backend, replica.flow);
+      }
+    }
+    this.#maybeClaim();
+  }
+
+  #window(): number {
+    let capacity = 0;
+    for (const pool of this.#queues.keys()) capacity += pool.capacity();
+    return Math.min(this.#o.maxWindow, Math.max(32, capacity * 2));
+  }
+
+  #maybeClaim(): void {
+    if (this.#claiming || this.#stopped || this.#batches.length === 0) return;
+    if (Date.now() < this.#nothingToClaimUntil) return;
+    const room = this.#window() - this.#buffered - this.#inFlight.size;
+    // Claim in sizeable chunks: one query per row would cost more than the calls.
+    if (room < Math.min(16, this.#window() / 4)) return;
+    this.#claiming = true;
+    void this.#claim(Math.min(room, this.#o.maxClaim))
+      .catch((err: unknown) => this.#logger.error("claim failed", { error: err as Error }))
+      .finally(() => {
+        this.#claiming = false;
+        this.pump();
+      });
+  }
+
+  async #claim(limit: number): Promise<void> {
+    const batches = this.#batches;
+    for (let tried = 0; tried < batches.length; tried++) {
+      const batch = batches[this.#cursor++ % batches.length] as ActiveBatch;
+      const rows = await claimRequests(this.#store, {
+        batchId: batch.id,
+        owner: this.#o.owner,
+        leaseMs: this.#o.leaseMs,
+        limit,
+      });
+      if (rows.length === 0) continue;
+      for (const r of rows) this.#route({ ...r, endpoint: batch.endpoint });
+      return;
+    }
+    // Nothing claimable anywhere (all running, or retries not yet due): look again shortly.
+    this.#nothingToClaimUntil = Date.now() + 200;
+    setTimeout(() => this.pump(), 210).unref();
+  }
+
+  #route(req: Work): void {
+    const poolPromise = this.#router.pool(req.model);
+    if (poolPromise === undefined) {
+      this.#finish(req, {
+        kind: "failure",
+        code: "model_not_found",
+        message: `No backend is configured for model '${req.model}'. Add a route for it (--config) or a default --backend.`,
+        retryable: false,
+      });
+      return;
+    }
+    this.#buffered++;
+    const task = poolPromise.then(
+      (pool) => {
+        let q = this.#queues.get(pool);
+        if (q === undefined) {
+          q = [];
+          this.#queues.set(pool, q);
+        }
+        q.push(req);
+      },
+      (err: unknown) => {
+        this.#buffered--;
+        this.#finish(req, {
+          kind: "failure",
+          code: (err as { code?: string }).code ?? "backend_unavailable",
+          message: `The backend for model '${req.model}' could not start: ${(err as Error).message}`,
+          retryable: false,
+        });
+      },
+    );
+    this.#resolving.add(task);
+    void task.finally(() => {
+      this.#resolving.delete(task);
+      this.pump();
+    });
+  }
+
+  #start(req: Work, backend: Backend, flow: FlowController): void {
+    const key = `${req.batchId}:${req.line}`;
+    const entry: InFlight = { controller: new AbortController(), batchId: req.batchId };
+    this.#inFlight.set(key, entry);
+    flow.acquire();
+    const started = performance.now();
+    void backend
+      .call({ endpoint: req.endpoint, body: req.body, model: req.model, signal: entry.controller.signal })
+      .catch(
+        (err: unknown): BackendResult => ({
+          kind: "failure",
+          code: "backend_error",
+          message: (err as Error).message,
+          retryable: true,
+        }),
+      )
+      .then((result) => {
+        const latency = performance.now() - started;
+        const overload =
+          (result.kind === "response" && (result.status === 429 || result.status === 503)) ||
+          (result.kind === "failure" && result.code === "timeout");
+        const ok = result.kind === "response" && result.status < 300;
+        flow.release(
+          overload ? "overload" : ok ? "ok" : "error",
+          latency,
+          result.kind === "response" ? (result.usage?.outputTokens ?? 0) : 0,
+        );
+        if (this.#inFlight.get(key) === entry) this.#inFlight.delete(key);
+        if (entry.abortedFor === "batch") return; // the batch job already made the row terminal
+        if (entry.abortedFor === "shutdown") {
+          this.#checkpointer.add({ kind: "release", batchId: req.batchId, line: req.line });
+        } else {
+          this.#finish(req, result);
+        }
+        this.#notifyIdle();
+        this.pump();
+      });
+  }
+
+  #finish(req: ClaimedRequest, result: BackendResult): void {
+    this.#checkpointer.add(toOutcome(req, result, this.#o.retry));
+  }
+
+  #notifyIdle(): void {
+    if (this.#inFlight.size > 0) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * Stops claiming; lets in-flight calls finish until `deadlineMs`, then aborts the rest. Rows
+   * never called and rows aborted are handed back (pending, attempt not counted).
+   */
+  async stop(deadlineMs: number): Promise<void> {
+    this.#stopped = true;
+    await Promise.allSettled([...this.#resolving]);
+    for (const queue of this.#queues.values()) {
+      for (const r of queue.splice(0)) this.#checkpointer.add({ kind: "release", batchId: r.batchId, line: r.line });
+    }
+    this.#buffered = 0;
+    if (this.#inFlight.size > 0) {
+      const idle = new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, deadlineMs);
+      });
+      await Promise.race([idle, deadline]);
+      clearTimeout(timer);
+      for (const f of this.#inFlight.values()) {
+        f.abortedFor = "shutdown";
+        f.controller.abort();
+      }
+      // Aborted calls settle promptly and queue their release.
+      while (this.#inFlight.size > 0) await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+export function toOutcome(req: ClaimedRequest, result: BackendResult, policy: RetryPolicy, now = Date.now()): Outcome {
+  const verdict = decide(policy, result, req.attempt);
+  if (verdict.kind === "retry")
+    return { kind: "retry", batchId: req.batchId, line: req.line, nextAttemptMs: now + verdict.delayMs };
+  if (result.kind === "response") {
+    return {
+      kind: verdict.kind === "success" ? "succeeded" : "failed",
+      batchId: req.batchId,
+      line: req.line,
+      responseStatus: result.status,
+      requestId: result.requestId ?? `req_${req.batchId.slice(6, 18)}_${req.line}`,
+      result: result.bodyText,
+      error: null,
+      usage: result.usage,
+    };
+  }
+  return {
+    kind: "failed",
+    batchId: req.batchId,
+    line: req.line,
+    responseStatus: null,
+    requestId: null,
+    result: null,
+    error: JSON.stringify({ code: result.code, message: result.message }),
+    usage: null,
+  };
+}

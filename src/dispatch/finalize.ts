@@ -1,0 +1,120 @@
+/**
+ * Finalize: a batch in `finalizing` (its rows all terminal) gets its output and error files
+ * written, in input order, then moves to its end status (completed, expired or cancelled) in one
+ * transaction with the file rows. Idempotent: blob keys and file ids derive from the batch id, so
+ * a worker that takes over a dead finalizer's lease simply redoes it.
+ */
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { PassThrough } from "node:stream";
+import type { BatchStatus } from "../batch/lifecycle.js";
+import { finishedLines } from "../batch/result-stream.js";
+import type { AppContext } from "../context.js";
+import { nowSeconds } from "../store/tenants.js";
+import type { BatchRow } from "../store/batches.js";
+
+const derivedFileId = (batchId: string, kind: string) =>
+  `file-${createHash("sha256").update(`${batchId}:${kind}`).digest("base64url").slice(0, 24)}`;
+
+interface Sink {
+  stream: PassThrough;
+  done: Promise<{ bytes: number }>;
+  lines: number;
+  key: string;
+}
+
+function openSink(ctx: AppContext, key: string): Sink {
+  const stream = new PassThrough({ highWaterMark: 256 * 1024 });
+  return { stream, done: ctx.blobs.put(key, stream), lines: 0, key };
+}
+
+async function write(sink: Sink, text: string): Promise<void> {
+  sink.lines++;
+  if (!sink.stream.write(text)) await once(sink.stream, "drain");
+}
+
+export async function finalizeBatch(
+  ctx: AppContext,
+  batch: BatchRow,
+  owner: string,
+  fromStatus: "finalizing" | "cancelling",
+): Promise<BatchStatus> {
+  const prefix = `outputs/${batch.tenant_id}/${batch.id}`;
+  const out = openSink(ctx, `${prefix}/output.jsonl`);
+  const err = openSink(ctx, `${prefix}/errors.jsonl`);
+  try {
+    for await (const line of finishedLines(ctx.store, batch.id)) {
+      await write(line.target === "output" ? out : err, line.text);
+    }
+  } finally {
+    out.stream.end();
+    err.stream.end();
+  }
+  const [outPut, errPut] = await Promise.all([out.done, err.done]);
+
+  const now = nowSeconds();
+  const endStatus = (batch.end_status ?? "completed") as BatchStatus;
+  const expiresAt = batch.output_expires_seconds === null ? null : now + Number(batch.output_expires_seconds);
+  const files = [
+    { sink: out, bytes: outPut.bytes, kind: "output", name: `${batch.id}_output.jsonl` },
+    { sink: err, bytes: errPut.bytes, kind: "error", name: `${batch.id}_error.jsonl` },
+  ];
+  const ids: Record<string, string | null> = { output: null, error: null };
+  const total = Number(batch.total);
+  const failedAll = endStatus === "completed" && total > 0 && out.lines === 0;
+  await ctx.store.db.transaction().execute(async (trx) => {
+    for (const f of files) {
+      if (f.sink.lines === 0) continue;
+      const id = derivedFileId(batch.id, f.kind);
+      ids[f.kind] = id;
+      await trx
+        .insertInto("files")
+        .values({
+          id,
+          tenant_id: batch.tenant_id,
+          purpose: "batch_output",
+          filename: f.name,
+          bytes: f.bytes,
+          created_at: now,
+          expires_at: expiresAt,
+          status: "processed",
+          blob_key: f.sink.key,
+        })
+        .onConflict((oc) => oc.column("id").doUpdateSet({ bytes: f.bytes, created_at: now }))
+        .execute();
+    }
+    const stamp = endStatus === "completed" ? "completed_at" : endStatus === "expired" ? "expired_at" : "cancelled_at";
+    await trx
+      .updateTable("batches")
+      .set({
+        status: endStatus,
+        [stamp]: now,
+        output_file_id: ids.output ?? null,
+        error_file_id: ids.error ?? null,
+        owner: null,
+        owner_expires_ms: null,
+        ...(failedAll
+          ? {
+              errors: JSON.stringify({
+                object: "list",
+                data: [
+                  {
+                    code: "all_requests_failed",
+                    message: `All ${total} requests failed; see the error file (error_file_id).`,
+                    param: null,
+                    line: null,
+                  },
+                ],
+              }),
+            }
+          : {}),
+      })
+      .where("id", "=", batch.id)
+      .where("status", "=", fromStatus)
+      .where("owner", "=", owner)
+      .execute();
+  });
+  for (const f of files) if (f.sink.lines === 0) await ctx.blobs.delete(f.sink.key);
+  ctx.events.emit("batch.status", { batchId: batch.id, tenantId: batch.tenant_id, status: endStatus, at: now });
+  return endStatus;
+}

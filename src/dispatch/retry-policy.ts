@@ -1,0 +1,67 @@
+/**
+ * Retry policy as data: which results retry, and after how long. `retry-after-ms` wins over
+ * `retry-after` (already merged into `retryAfterMs` by the backend); otherwise capped, jittered
+ * exponential backoff. Everything not listed is final.
+ */
+import type { BackendResult } from "../backends/backend.js";
+
+export interface RetryPolicy {
+  /** Total attempts per request, the first included. */
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** Longest server-requested delay honoured; longer hints are clamped to this. */
+  maxRetryAfterMs: number;
+  /** HTTP statuses that retry (besides every 5xx). */
+  retryStatuses: readonly number[];
+  /** Whether every 5xx retries. */
+  retryServerErrors: boolean;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = {
+  maxAttempts: 5,
+  baseDelayMs: 500,
+  maxDelayMs: 60_000,
+  maxRetryAfterMs: 10 * 60_000,
+  retryStatuses: [408, 409, 425, 429],
+  retryServerErrors: true,
+};
+
+export type Verdict = { kind: "success" } | { kind: "final" } | { kind: "retry"; delayMs: number };
+
+export function isRetryable(policy: RetryPolicy, result: BackendResult): boolean {
+  if (result.kind === "failure") return result.retryable;
+  if (result.status >= 500) return policy.retryServerErrors;
+  return policy.retryStatuses.includes(result.status);
+}
+
+/** Decides what happens after attempt number `attempt` (1-based) produced `result`. */
+export function decide(policy: RetryPolicy, result: BackendResult, attempt: number, random = Math.random): Verdict {
+  if (result.kind === "response" && result.status >= 200 && result.status < 300) return { kind: "success" };
+  if (!isRetryable(policy, result) || attempt >= policy.maxAttempts) return { kind: "final" };
+  return { kind: "retry", delayMs: retryDelay(policy, result, attempt, random) };
+}
+
+export function retryDelay(policy: RetryPolicy, result: BackendResult, attempt: number, random = Math.random): number {
+  if (result.kind === "response" && result.retryAfterMs !== null) {
+    return Math.min(Math.max(0, result.retryAfterMs), policy.maxRetryAfterMs);
+  }
+  const exp = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+  // "Equal jitter": half fixed, half random, so retries spread out but never come back instantly.
+  return Math.round(exp / 2 + (random() * exp) / 2);
+}
+
+/** Parses `retry-after-ms` (ms) and `retry-after` (seconds or an HTTP date) response headers. */
+export function parseRetryAfter(ms: string | undefined, after: string | undefined, now = Date.now()): number | null {
+  if (ms !== undefined) {
+    const v = Number(ms);
+    if (Number.isFinite(v) && v >= 0) return v;
+  }
+  if (after !== undefined) {
+    const s = Number(after);
+    if (Number.isFinite(s) && s >= 0) return s * 1000;
+    const date = Date.parse(after);
+    if (!Number.isNaN(date)) return Math.max(0, date - now);
+  }
+  return null;
+}

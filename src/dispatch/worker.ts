@@ -1,0 +1,200 @@
+/**
+ * A worker: runs batch jobs and dispatches requests. States: idle → running → stopping → stopped.
+ *
+ * A housekeeping tick (every `tickMs`) recovers expired leases, picks up validating, cancelling,
+ * expired, complete and orphaned finalizing batches, renews this worker's request leases, and
+ * refreshes the dispatcher's list of in_progress batches. `stop()` is idempotent: it stops
+ * claiming, lets in-flight calls finish until the deadline, hands the rest back, and flushes
+ * the checkpointer, every step running even if an earlier one throws.
+ */
+import type { Router } from "../backends/router.js";
+import { batchesInStatus } from "../store/batches.js";
+import { recoverExpiredLeases, renewLeases } from "../store/requests/leases.js";
+import { cancelJob, completeJob, expireJob, finalizeOwned, type JobContext, validateJob } from "./batch-jobs.js";
+import { Checkpointer, type CheckpointerOptions } from "./checkpointer.js";
+import { Dispatcher } from "./dispatcher.js";
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.js";
+import type { AppContext } from "../context.js";
+import { newWorkerId } from "../ids.js";
+
+export interface WorkerOptions {
+  id?: string;
+  leaseMs: number;
+  tickMs: number;
+  shutdownDeadlineMs: number;
+  retry: RetryPolicy;
+  maxClaim: number;
+  maxWindow: number;
+  checkpoint: Partial<CheckpointerOptions>;
+}
+
+export const DEFAULT_WORKER_OPTIONS: WorkerOptions = {
+  leaseMs: 60_000,
+  tickMs: 250,
+  shutdownDeadlineMs: 10_000,
+  retry: DEFAULT_RETRY_POLICY,
+  maxClaim: 512,
+  maxWindow: 4096,
+  checkpoint: {},
+};
+
+type State = "idle" | "running" | "stopping" | "stopped";
+
+export class Worker {
+  readonly id: string;
+  readonly #ctx: AppContext;
+  readonly #jobs: JobContext;
+  readonly #o: WorkerOptions;
+  readonly #checkpointer: Checkpointer;
+  readonly #dispatcher: Dispatcher;
+  readonly #router: Router;
+  #state: State = "idle";
+  #timer: NodeJS.Timeout | undefined;
+  #ticking: Promise<void> | undefined;
+  /** Batch jobs running now, by batch id (one job per batch per worker). */
+  readonly #jobsRunning = new Map<string, Promise<void>>();
+  #lastRenew = 0;
+  readonly #jobsAbort = new AbortController();
+
+  constructor(ctx: AppContext, router: Router, options: Partial<WorkerOptions> = {}) {
+    this.#o = { ...DEFAULT_WORKER_OPTIONS, ...options };
+    this.id = this.#o.id ?? newWorkerId();
+    this.#ctx = ctx;
+    this.#router = router;
+    this.#jobs = { ...ctx, owner: this.id, batchLeaseMs: this.#o.leaseMs, signal: this.#jobsAbort.signal };
+    this.#checkpointer = new Checkpointer(ctx.store, this.id, this.#o.checkpoint);
+    this.#dispatcher = new Dispatcher(ctx.store, router, this.#checkpointer, ctx.logger, {
+      owner: this.id,
+      leaseMs: this.#o.leaseMs,
+      retry: this.#o.retry,
+      maxClaim: this.#o.maxClaim,
+      maxWindow: this.#o.maxWindow,
+    });
+    this.#checkpointer.onError = (err) => ctx.logger.error("checkpoint failed", { error: err as Error });
+    this.#checkpointer.onCommitted = (batchIds) => this.#afterCommit(batchIds);
+    router.onFlowChange = (backend, limit, inFlight, reason) =>
+      ctx.events.emit("backend.limit", { backend, limit, inFlight, reason });
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  start(): void {
+    if (this.#state !== "idle") return;
+    this.#state = "running";
+    this.#schedule(0);
+  }
+
+  /** Wake the worker now (e.g. a batch was just created in this process). */
+  nudge(): void {
+    if (this.#state === "running") this.#schedule(0);
+  }
+
+  #schedule(delay: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#ticking !== undefined || this.#state !== "running") return;
+      this.#ticking = this.#tick()
+        .catch((err: unknown) => this.#ctx.logger.error("worker tick failed", { error: err as Error }))
+        .finally(() => {
+          this.#ticking = undefined;
+          if (this.#state === "running") this.#schedule(this.#o.tickMs);
+        });
+    }, delay);
+  }
+
+  #afterCommit(batchIds: Set<string>): void {
+    for (const id of batchIds) {
+      void this.#ctx.store.db
+        .selectFrom("batches")
+        .select(["id", "tenant_id", "completed", "failed", "total", "status"])
+        .where("id", "=", id)
+        .executeTakeFirst()
+        .then((b) => {
+          if (b === undefined) return;
+          this.#ctx.events.emit("batch.progress", {
+            batchId: b.id,
+            tenantId: b.tenant_id,
+            completed: Number(b.completed),
+            failed: Number(b.failed),
+          });
+          if (b.status === "in_progress" && Number(b.completed) + Number(b.failed) >= Number(b.total))
+            this.#runJob(b.id, () => completeJob(this.#jobs, b.id));
+        })
+        .catch(() => {});
+    }
+  }
+
+  #runJob(batchId: string, job: () => Promise<void>): void {
+    if (this.#jobsRunning.has(batchId) || this.#state !== "running") return;
+    const p = job()
+      .catch((err: unknown) => this.#ctx.logger.error("batch job failed", { batchId, error: err as Error }))
+      .finally(() => {
+        this.#jobsRunning.delete(batchId);
+        this.nudge();
+      });
+    this.#jobsRunning.set(batchId, p);
+  }
+
+  async #tick(): Promise<void> {
+    const now = Date.now();
+    const { store } = this.#ctx;
+    if (await recoverExpiredLeases(store, now)) this.#dispatcher.poke();
+    if (now - this.#lastRenew > this.#o.leaseMs / 4) {
+      this.#lastRenew = now;
+      await renewLeases(store, this.id, this.#o.leaseMs, now);
+    }
+    const batches = await batchesInStatus(store, ["validating", "in_progress", "cancelling", "finalizing"]);
+    const nowS = Math.floor(now / 1000);
+    const active: { id: string; endpoint: string }[] = [];
+    const local = this.#dispatcher.batchesInFlight();
+    for (const b of batches) {
+      const ownerFree = b.owner === null || (b.owner_expires_ms !== null && Number(b.owner_expires_ms) < now);
+      if (b.status === "validating" && ownerFree) this.#runJob(b.id, () => validateJob(this.#jobs, b.id));
+      else if (b.status === "cancelling") {
+        if (local.has(b.id)) this.#dispatcher.abortBatch(b.id);
+        if (ownerFree) this.#runJob(b.id, () => cancelJob(this.#jobs, b.id));
+      } else if (b.status === "finalizing") {
+        if (local.has(b.id)) this.#dispatcher.abortBatch(b.id);
+        if (ownerFree) this.#runJob(b.id, () => finalizeOwned(this.#jobs, b.id));
+      } else if (b.status === "in_progress") {
+        if (Number(b.expires_at) <= nowS) {
+          this.#dispatcher.abortBatch(b.id);
+          this.#runJob(b.id, () => expireJob(this.#jobs, b.id));
+        } else {
+          active.push({ id: b.id, endpoint: b.endpoint });
+          this.#runJob(b.id, () => completeJob(this.#jobs, b.id));
+        }
+      }
+    }
+    this.#dispatcher.setActiveBatches(active);
+  }
+
+  /** Graceful, then forceful after the deadline; every cleanup step runs. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#state === "stopped" || this.#state === "stopping") {
+      while (this.#state !== "stopped") await new Promise((r) => setTimeout(r, 20));
+      return;
+    }
+    this.#state = "stopping";
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    const steps: (() => Promise<unknown>)[] = [
+      async () => this.#ticking,
+      () => this.#dispatcher.stop(this.#o.shutdownDeadlineMs),
+      async () => this.#jobsAbort.abort(),
+      () => this.#checkpointer.flush(),
+      () => Promise.allSettled([...this.#jobsRunning.values()]),
+      () => this.#router.close(),
+    ];
+    for (const step of steps) {
+      try {
+        await step();
+      } catch (err) {
+        this.#ctx.logger.error("worker stop step failed", { error: err as Error });
+      }
+    }
+    this.#state = "stopped";
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Assembles a process's services from resolved options: store, blob store, event bus, logger,
+ * router and (optionally) a worker. Used by `serve`, `worker` and `run`; closing is idempotent and
+ * runs every step even if one fails.
+ */
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { Backend } from "./backends/backend.js";
+import { OpenAiHttpBackend } from "./backends/openai-http.js";
+import { type BackendSpec, loadRouteFile, type RouteSpec, routesFromFile } from "./backends/route-config.js";
+import { Router } from "./backends/router.js";
+import type { BlobStore } from "./blob/blob-store.js";
+import { LocalBlobStore } from "./blob/local-blob-store.js";
+import type { CommonOptions } from "./config.js";
+import type { AppContext } from "./context.js";
+import { DEFAULT_RETRY_POLICY } from "./dispatch/retry-policy.js";
+import { Worker, type WorkerOptions } from "./dispatch/worker.js";
+import { EventBus } from "./events.js";
+import { createLogger, type Logger } from "./logger.js";
+import { openStore } from "./store/store.js";
+
+export interface EngineOptions {
+  /** Default route for every model: an OpenAI-compatible base URL. */
+  backend?: string | undefined;
+  /** Routing file (YAML or JSON). */
+  configFile?: string | undefined;
+  /** Embedded model used as the default route when no backend is configured. */
+  model?: string | undefined;
+  /** Request timeout for HTTP backends without their own. */
+  timeoutMs?: number | undefined;
+  maxAttempts?: number | undefined;
+  threads?: number | undefined;
+}
+
+export interface Runtime {
+  ctx: AppContext;
+  router: Router | undefined;
+  worker: Worker | undefined;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
+
+export async function resolveRoutes(engine: EngineOptions): Promise<{ routes: RouteSpec[]; maxAttempts: number | undefined }> {
+  const file = engine.configFile === undefined ? undefined : await loadRouteFile(engine.configFile);
+  const routes = file === undefined ? [] : routesFromFile(file);
+  if (engine.backend !== undefined) {
+    routes.push({ patterns: ["*"], backends: [{ engine: "openai", url: engine.backend }] });
+  } else if (routes.length === 0) {
+    // Nothing configured: the embedded engine serves every model (the offline default).
+    routes.push({
+      patterns: ["*"],
+      backends: [{ engine: "llama-cpp", model: engine.model ?? "demo", ...(engine.threads ? { threads: engine.threads } : {}) }],
+    });
+  }
+  return { routes, maxAttempts: engine.maxAttempts ?? file?.retry?.max_attempts };
+}
+
+export function backendFactory(engine: EngineOptions, dataDir: string, logger: Logger) {
+  return async (spec: BackendSpec): Promise<Backend> => {
+    if (spec.engine === "llama-cpp") {
+      const { createLlamaCppBackend } = await import("./backends/llama-cpp/index.js");
+      return createLlamaCppBackend({
+        model: spec.model,
+        cacheDir: process.env.SLUICE_MODEL_CACHE ?? join(dataDir, "models"),
+        ...(spec.threads !== undefined ? { threads: spec.threads } : engine.threads !== undefined ? { threads: engine.threads } : {}),
+        ...(spec.parallel !== undefined ? { parallel: spec.parallel } : {}),
+        ...(spec.context_size !== undefined ? { contextSize: spec.context_size } : {}),
+        ...(spec.gpu !== undefined ? { gpu: spec.gpu } : {}),
+        logger,
+      });
+    }
+    const apiKey = spec.api_key_env === undefined ? undefined : process.env[spec.api_key_env];
+    return new OpenAiHttpBackend({
+      baseUrl: spec.url,
+      apiKey,
+      headers: spec.headers,
+      timeoutMs: spec.timeout_ms ?? engine.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      maxConcurrency: spec.concurrency,
+    });
+  };
+}
+
+export async function openRuntime(
+  common: CommonOptions,
+  options: { engine?: EngineOptions; worker?: Partial<WorkerOptions> | false; logger?: Logger; blobs?: BlobStore },
+): Promise<Runtime> {
+  const logger = options.logger ?? createLogger(common.logLevel);
+  await mkdir(common.dataDir, { recursive: true });
+  const store = await openStore(common.store);
+  const blobs: BlobStore = options.blobs ?? new LocalBlobStore(join(common.dataDir, "blobs"));
+  const events = new EventBus((err) => logger.warn("event listener failed", { error: err as Error }));
+  const ctx: AppContext = { store, blobs, limits: common.limits, events, logger };
+  let router: Router | undefined;
+  let worker: Worker | undefined;
+  if (options.worker !== false) {
+    const engine = options.engine ?? {};
+    const { routes, maxAttempts } = await resolveRoutes(engine);
+    router = new Router(routes, backendFactory(engine, common.dataDir, logger));
+    worker = new Worker(ctx, router, {
+      ...(options.worker ?? {}),
+      retry: { ...DEFAULT_RETRY_POLICY, ...(maxAttempts !== undefined ? { maxAttempts } : {}) },
+    });
+    events.on("batch.status", (e) => {
+      if (e.status === "validating" || e.status === "cancelling") worker?.nudge();
+    });
+  }
+  let closed = false;
+  return {
+    ctx,
+    router,
+    worker,
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const step of [() => worker?.stop(), () => blobs.close?.(), () => store.close()]) {
+        try {
+          await step();
+        } catch (err) {
+          logger.error("shutdown step failed", { error: err as Error });
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * PostgreSQL capabilities: SKIP LOCKED claims and COPY-based bulk ingest. Rows are COPYed into a
+ * session-local staging table, then moved with `INSERT … SELECT … ON CONFLICT DO NOTHING`, so
+ * duplicates of `(batch_id, custom_id)` are skipped exactly as the multi-row INSERT path skips them.
+ */
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Pool } from "pg";
+import { from as copyFrom } from "pg-copy-streams";
+import type { DialectCapabilities, RequestInsertRow } from "./dialect.js";
+
+const STAGING = "sluice_requests_staging";
+const COLUMNS = "tenant_id, batch_id, line, custom_id, model, body, prefix_key";
+
+// ON COMMIT DELETE ROWS empties the table at each commit; it lives as long as the connection.
+const BEGIN_AND_STAGE = `BEGIN; CREATE TEMP TABLE IF NOT EXISTS ${STAGING} (
+  tenant_id text, batch_id text, line integer, custom_id text, model text, body text, prefix_key text
+) ON COMMIT DELETE ROWS`;
+
+const MOVE = `INSERT INTO requests (${COLUMNS}, status)
+  SELECT ${COLUMNS}, 'pending' FROM ${STAGING} ORDER BY line
+  ON CONFLICT (batch_id, custom_id) DO NOTHING
+  RETURNING line`;
+
+export function postgresCapabilities(pool: Pick<Pool, "connect">): DialectCapabilities {
+  return {
+    name: "postgres",
+    // 8 bound parameters per row on the INSERT path; COPY has no limit but chunks bound memory.
+    insertChunkRows: 5000,
+    lockForClaim: (qb) => qb.forUpdate().skipLocked(),
+    bulkInsertRequests: (rows) => copyRequests(pool, rows),
+  };
+}
+
+async function copyRequests(pool: Pick<Pool, "connect">, rows: readonly RequestInsertRow[]): Promise<number[]> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query(BEGIN_AND_STAGE);
+    try {
+      await pipeline(
+        Readable.from(encodeRows(rows)),
+        client.query(copyFrom(`COPY ${STAGING} (${COLUMNS}) FROM STDIN`)),
+      );
+      const moved = await client.query<{ line: number }>(MOVE);
+      await client.query("COMMIT");
+      return moved.rows.map((r) => r.line);
+    } catch (err) {
+      await client.query("ROLLBACK").catch((e: Error) => {
+        broken = e;
+      });
+      throw err;
+    }
+  } finally {
+    // A connection whose ROLLBACK failed is in an unknown state: destroy it rather than reuse it.
+    client.release(broken);
+  }
+}
+
+/** COPY text format, a few hundred rows per chunk written to the socket. */
+function* encodeRows(rows: readonly RequestInsertRow[]): Generator<string> {
+  const ROWS_PER_CHUNK = 500;
+  let buf = "";
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i] as RequestInsertRow;
+    buf += `${text(r.tenant_id)}\t${text(r.batch_id)}\t${r.line}\t${text(r.custom_id)}\t${text(r.model)}\t${text(r.body)}\t${r.prefix_key === null ? "\\N" : text(r.prefix_key)}\n`;
+    if ((i + 1) % ROWS_PER_CHUNK === 0) {
+      yield buf;
+      buf = "";
+    }
+  }
+  if (buf.length > 0) yield buf;
+}
+
+const SPECIAL = /[\\\n\r\t]/;
+const SPECIAL_ALL = /[\\\n\r\t]/g;
+const ESCAPES: Record<string, string> = { "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+function text(value: string): string {
+  return SPECIAL.test(value) ? value.replace(SPECIAL_ALL, (c) => ESCAPES[c] ?? c) : value;
+}

@@ -1,0 +1,76 @@
+/**
+ * Claim: pending → running under a lease. One UPDATE … WHERE (batch_id, line) IN (candidates)
+ * RETURNING …; the candidate sub-select walks the partial index of pending rows in line order and
+ * is locked with SKIP LOCKED on Postgres, so concurrent workers never take the same row.
+ */
+import { sql } from "kysely";
+import type { Store } from "../store.js";
+
+export interface ClaimedRequest {
+  tenantId: string;
+  batchId: string;
+  line: number;
+  customId: string;
+  model: string;
+  body: string;
+  /** Attempt number of this claim (1 for the first call). */
+  attempt: number;
+}
+
+export interface ClaimOptions {
+  batchId: string;
+  owner: string;
+  leaseMs: number;
+  limit: number;
+  nowMs?: number;
+}
+
+export async function claimRequests(store: Store, o: ClaimOptions): Promise<ClaimedRequest[]> {
+  if (o.limit <= 0) return [];
+  const now = o.nowMs ?? Date.now();
+  const candidates = store.caps.lockForClaim(
+    store.db
+      .selectFrom("requests")
+      .select("line")
+      .where("batch_id", "=", o.batchId)
+      .where("status", "=", "pending")
+      .where("next_attempt_ms", "<=", now)
+      .orderBy("line")
+      .limit(o.limit),
+  );
+  const rows = await store.db
+    .updateTable("requests")
+    .set({
+      status: "running",
+      lease_owner: o.owner,
+      lease_expires_ms: now + o.leaseMs,
+      attempts: sql`attempts + 1`,
+    })
+    .where("batch_id", "=", o.batchId)
+    .where("line", "in", candidates)
+    .where("status", "=", "pending")
+    .returning(["tenant_id", "batch_id", "line", "custom_id", "model", "body", "attempts"])
+    .execute();
+  // RETURNING order is unspecified: dispatch in input order.
+  rows.sort((a, b) => a.line - b.line);
+  return rows.map((r) => ({
+    tenantId: r.tenant_id,
+    batchId: r.batch_id,
+    line: r.line,
+    customId: r.custom_id,
+    model: r.model,
+    body: r.body,
+    attempt: Number(r.attempts),
+  }));
+}
+
+/** Whether a batch still has rows that are not terminal (pending or running). */
+export async function countUnfinished(store: Store, batchId: string): Promise<number> {
+  const row = await store.db
+    .selectFrom("requests")
+    .select((eb) => eb.fn.countAll<number>().as("n"))
+    .where("batch_id", "=", batchId)
+    .where("status", "in", ["pending", "running"])
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}

@@ -1,0 +1,29 @@
+/** Reads terminal rows in input order, a page at a time (keyset on line): for output files. */
+import type { Store } from "../store.js";
+
+export interface FinishedRow {
+  line: number;
+  custom_id: string;
+  status: string;
+  response_status: number | null;
+  request_id: string | null;
+  result: string | null;
+  error: string | null;
+}
+
+export async function readFinishedPage(
+  store: Store,
+  batchId: string,
+  afterLine: number,
+  pageSize: number,
+): Promise<FinishedRow[]> {
+  return store.db
+    .selectFrom("requests")
+    .select(["line", "custom_id", "status", "response_status", "request_id", "result", "error"])
+    .where("batch_id", "=", batchId)
+    .where("line", ">", afterLine)
+    .where("status", "in", ["succeeded", "failed", "cancelled", "expired"])
+    .orderBy("line")
+    .limit(pageSize)
+    .execute();
+}

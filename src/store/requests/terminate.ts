@@ -1,0 +1,33 @@
+/**
+ * Terminate: every unfinished row of a batch (pending, or running under anyone's lease) becomes
+ * `cancelled` or `expired` with an error, and the batch's failed counter moves with them in the
+ * same transaction. In-flight completions for those rows are then fenced out by checkpoint.
+ */
+import { sql } from "kysely";
+import type { Store } from "../store.js";
+
+export async function terminateUnfinished(
+  store: Store,
+  batchId: string,
+  status: "cancelled" | "expired",
+  error: { code: string; message: string },
+  nowMs = Date.now(),
+): Promise<number> {
+  return store.db.transaction().execute(async (trx) => {
+    const res = await trx
+      .updateTable("requests")
+      .set({ status, lease_owner: null, lease_expires_ms: null, error: JSON.stringify(error), finished_ms: nowMs })
+      .where("batch_id", "=", batchId)
+      .where("status", "in", ["pending", "running"])
+      .executeTakeFirst();
+    const n = Number(res.numUpdatedRows);
+    if (n > 0) {
+      await trx
+        .updateTable("batches")
+        .set({ failed: sql`failed + ${n}` })
+        .where("id", "=", batchId)
+        .execute();
+    }
+    return n;
+  });
+}

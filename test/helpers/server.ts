@@ -1,0 +1,71 @@
+/** Starts a real Sluice API (and worker) in-process on a loopback port, over a temp data folder. */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import OpenAI from "openai";
+import { registerEngineRoutes } from "../../src/api/engine-routes.js";
+import { buildApi } from "../../src/api/server.js";
+import { DEFAULT_LIMITS, type Limits } from "../../src/config.js";
+import type { WorkerOptions } from "../../src/dispatch/worker.js";
+import { silentLogger } from "../../src/logger.js";
+import { type EngineOptions, openRuntime, type Runtime } from "../../src/runtime.js";
+
+export interface TestServer {
+  baseURL: string;
+  apiKey: string;
+  dataDir: string;
+  runtime: Runtime;
+  client: OpenAI;
+  close(): Promise<void>;
+}
+
+export async function startSluice(
+  options: { engine?: EngineOptions; worker?: Partial<WorkerOptions> | false; limits?: Partial<Limits> } = {},
+): Promise<TestServer> {
+  const dataDir = await mkdtemp(join(tmpdir(), "sluice-test-"));
+  const apiKey = "sk-test-key-0123456789";
+  const runtime = await openRuntime(
+    {
+      dataDir,
+      store: { kind: "sqlite", path: join(dataDir, "sluice.db") },
+      logLevel: "silent",
+      limits: { ...DEFAULT_LIMITS, ...options.limits },
+    },
+    { engine: options.engine ?? { backend: "http://127.0.0.1:9/v1" }, worker: options.worker ?? { tickMs: 50 }, logger: silentLogger },
+  );
+  const app = await buildApi(runtime.ctx, { envKey: apiKey, extraRoutes: [registerEngineRoutes] });
+  const address = await app.listen({ host: "127.0.0.1", port: 0 });
+  runtime.worker?.start();
+  const baseURL = `${address}/v1`;
+  return {
+    baseURL,
+    apiKey,
+    dataDir,
+    runtime,
+    client: new OpenAI({ baseURL, apiKey, maxRetries: 0 }),
+    async close() {
+      await app.close();
+      await runtime.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function chatLine(customId: string, content: string, model = "test-model", extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    custom_id: customId,
+    method: "POST",
+    url: "/v1/chat/completions",
+    body: { model, messages: [{ role: "user", content }], ...extra },
+  });
+}
+
+export async function waitForStatus(client: OpenAI, id: string, statuses: string[], timeoutMs = 60_000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const b = await client.batches.retrieve(id);
+    if (statuses.includes(b.status)) return b;
+    if (Date.now() > end) throw new Error(`batch ${id} stuck in ${b.status} (wanted ${statuses.join("|")})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
