@@ -41,7 +41,9 @@ export interface Runtime {
 
 export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 
-export async function resolveRoutes(engine: EngineOptions): Promise<{ routes: RouteSpec[]; maxAttempts: number | undefined }> {
+export async function resolveRoutes(
+  engine: EngineOptions,
+): Promise<{ routes: RouteSpec[]; maxAttempts: number | undefined }> {
   const file = engine.configFile === undefined ? undefined : await loadRouteFile(engine.configFile);
   const routes = file === undefined ? [] : routesFromFile(file);
   if (engine.backend !== undefined) {
@@ -50,7 +52,9 @@ export async function resolveRoutes(engine: EngineOptions): Promise<{ routes: Ro
     // Nothing configured: the embedded engine serves every model (the offline default).
     routes.push({
       patterns: ["*"],
-      backends: [{ engine: "llama-cpp", model: engine.model ?? "demo", ...(engine.threads ? { threads: engine.threads } : {}) }],
+      backends: [
+        { engine: "llama-cpp", model: engine.model ?? "demo", ...(engine.threads ? { threads: engine.threads } : {}) },
+      ],
     });
   }
   return { routes, maxAttempts: engine.maxAttempts ?? file?.retry?.max_attempts };
@@ -63,7 +67,11 @@ export function backendFactory(engine: EngineOptions, dataDir: string, logger: L
       return createLlamaCppBackend({
         model: spec.model,
         cacheDir: process.env.SLUICE_MODEL_CACHE ?? join(dataDir, "models"),
-        ...(spec.threads !== undefined ? { threads: spec.threads } : engine.threads !== undefined ? { threads: engine.threads } : {}),
+        ...(spec.threads !== undefined
+          ? { threads: spec.threads }
+          : engine.threads !== undefined
+            ? { threads: engine.threads }
+            : {}),
         ...(spec.parallel !== undefined ? { parallel: spec.parallel } : {}),
         ...(spec.context_size !== undefined ? { contextSize: spec.context_size } : {}),
         ...(spec.gpu !== undefined ? { gpu: spec.gpu } : {}),
@@ -99,7 +107,11 @@ export async function openRuntime(
     router = new Router(routes, backendFactory(engine, common.dataDir, logger));
     worker = new Worker(ctx, router, {
       ...(options.worker ?? {}),
-      retry: { ...DEFAULT_RETRY_POLICY, ...(maxAttempts !== undefined ? { maxAttempts } : {}) },
+      retry: {
+        ...DEFAULT_RETRY_POLICY,
+        ...(options.worker?.retry ?? {}),
+        ...(maxAttempts !== undefined ? { maxAttempts } : {}),
+      },
     });
     events.on("batch.status", (e) => {
       if (e.status === "validating" || e.status === "cancelling") worker?.nudge();

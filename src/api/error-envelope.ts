@@ -46,15 +46,13 @@ export function installErrorHandling(app: FastifyInstance, logger: Logger): void
     void reply.status(e.status).type("application/json").send(envelope(e));
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply
-      .status(404)
-      .send(
-        envelope(
-          new SluiceError("unknown_url", `Unknown request URL: ${request.method} ${request.url.split("?")[0]}`, {
-            status: 404,
-            type: "invalid_request_error",
-          }),
-        ),
-      );
+    void reply.status(404).send(
+      envelope(
+        new SluiceError("unknown_url", `Unknown request URL: ${request.method} ${request.url.split("?")[0]}`, {
+          status: 404,
+          type: "invalid_request_error",
+        }),
+      ),
+    );
   });
 }

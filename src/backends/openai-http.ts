@@ -83,7 +83,12 @@ export class OpenAiHttpBackend implements Backend {
       } catch {
         verbatim = false;
         if (res.statusCode < 300) {
-          return { kind: "failure", code: "invalid_response", message: "The backend answered 2xx with a body that is not JSON.", retryable: false };
+          return {
+            kind: "failure",
+            code: "invalid_response",
+            message: "The backend answered 2xx with a body that is not JSON.",
+            retryable: false,
+          };
         }
         parsed = { error: { message: text.slice(0, 4096), type: "upstream_error" } };
       }
@@ -98,9 +103,15 @@ export class OpenAiHttpBackend implements Backend {
       };
     } catch (err) {
       if (timeout.aborted && !request.signal.aborted) {
-        return { kind: "failure", code: "timeout", message: `No answer within ${this.#timeoutMs} ms.`, retryable: true };
+        return {
+          kind: "failure",
+          code: "timeout",
+          message: `No answer within ${this.#timeoutMs} ms.`,
+          retryable: true,
+        };
       }
-      if (request.signal.aborted) return { kind: "failure", code: "aborted", message: "The call was aborted.", retryable: true };
+      if (request.signal.aborted)
+        return { kind: "failure", code: "aborted", message: "The call was aborted.", retryable: true };
       const code = (err as { code?: string }).code ?? "";
       const retryable = CONNECTION_CODES.has(code);
       return {

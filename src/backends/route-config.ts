@@ -85,12 +85,18 @@ export async function loadRouteFile(path: string): Promise<RouteFile> {
   try {
     raw = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new SluiceError("invalid_config", `Config file ${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"}: ${(err as Error).message}`);
+    throw new SluiceError(
+      "invalid_config",
+      `Config file ${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"}: ${(err as Error).message}`,
+    );
   }
   const result = routeFileSchema.safeParse(raw ?? {});
   if (!result.success) {
     const issue = result.error.issues[0];
-    throw new SluiceError("invalid_config", `Invalid config ${path} at ${issue?.path.join(".") || "(root)"}: ${issue?.message ?? "invalid"}`);
+    throw new SluiceError(
+      "invalid_config",
+      `Invalid config ${path} at ${issue?.path.join(".") || "(root)"}: ${issue?.message ?? "invalid"}`,
+    );
   }
   return result.data;
 }

@@ -35,7 +35,10 @@ export class BackendPool {
 }
 
 function globToRegExp(glob: string): RegExp {
-  const escaped = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const escaped = glob
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${escaped}$`);
 }
 
@@ -86,7 +89,11 @@ export class Router {
       const backend = await this.#factory(b);
       this.#created.push(backend);
       const maxLimit = backend.maxConcurrency ?? this.#flow.maxLimit ?? 1024;
-      const flow = new FlowController({ ...this.#flow, maxLimit, initialLimit: Math.min(this.#flow.initialLimit ?? 4, maxLimit) });
+      const flow = new FlowController({
+        ...this.#flow,
+        maxLimit,
+        initialLimit: Math.min(this.#flow.initialLimit ?? 4, maxLimit),
+      });
       flow.onChange = (s, reason) => this.onFlowChange?.(backend.name, s.limit, s.inFlight, reason);
       replicas.push({ backend, flow });
     }

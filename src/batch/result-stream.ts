@@ -5,7 +5,11 @@ import { type FormattedLine, formatOutputLine } from "./output-lines.js";
 
 const PAGE = 1000;
 
-export async function* finishedLines(store: Store, batchId: string, signal?: AbortSignal): AsyncGenerator<FormattedLine> {
+export async function* finishedLines(
+  store: Store,
+  batchId: string,
+  signal?: AbortSignal,
+): AsyncGenerator<FormattedLine> {
   let after = 0;
   for (;;) {
     signal?.throwIfAborted();

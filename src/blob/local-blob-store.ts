@@ -1,5 +1,5 @@
 /** Local filesystem blobs: write to a temp file, fsync, rename into place (atomic on POSIX). */
-import { createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, open, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
@@ -29,6 +29,10 @@ export class LocalBlobStore implements BlobStore {
 
   async put(key: string, body: Readable, options: { signal?: AbortSignal } = {}): Promise<PutResult> {
     const path = this.#path(key);
+    // Until the pipeline owns `body`, an error on it (a client hanging up mid-upload) must not be
+    // an unhandled 'error' event; the pipeline then sees the destroyed stream and rejects.
+    const ignore = () => {};
+    body.on("error", ignore);
     await mkdir(dirname(path), { recursive: true });
     const tmp = `${path}.${randomToken(8)}.tmp`;
     let bytes = 0;
@@ -39,7 +43,9 @@ export class LocalBlobStore implements BlobStore {
       },
     });
     try {
-      await pipeline(body, counter, createWriteStream(tmp), options.signal ? { signal: options.signal } : {});
+      const piping = pipeline(body, counter, createWriteStream(tmp), options.signal ? { signal: options.signal } : {});
+      body.off("error", ignore);
+      await piping;
       const fh = await open(tmp, "r");
       try {
         await fh.sync();
@@ -55,12 +61,15 @@ export class LocalBlobStore implements BlobStore {
   }
 
   async get(key: string): Promise<Readable> {
-    const path = this.#path(key);
-    const handle = await open(path, "r").catch((err: NodeJS.ErrnoException) => {
-      if (err.code === "ENOENT") throw new SluiceError("blob_not_found", `Blob not found: ${key}`);
-      throw err;
+    const stream = createReadStream(this.#path(key), { highWaterMark: 256 * 1024 });
+    // Surface a missing blob as a typed error before handing the stream out.
+    await new Promise<void>((resolve, reject) => {
+      stream.once("open", () => resolve());
+      stream.once("error", (err: NodeJS.ErrnoException) => {
+        reject(err.code === "ENOENT" ? new SluiceError("blob_not_found", `Blob not found: ${key}`) : err);
+      });
     });
-    return handle.createReadStream({ highWaterMark: 256 * 1024 });
+    return stream;
   }
 
   async delete(key: string): Promise<void> {

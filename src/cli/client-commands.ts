@@ -74,7 +74,9 @@ export function registerClientCommands(program: Command): void {
     .option("--json", "machine-readable output")
     .option("--wait", "show a progress bar until the batch ends")
     .action(async (id: string, flags: { json?: boolean; wait?: boolean }) => {
-      const b = flags.wait ? await waitFor(id, flags.json === true) : await api<BatchView>(clientFromEnv(), "GET", `/batches/${id}`);
+      const b = flags.wait
+        ? await waitFor(id, flags.json === true)
+        : await api<BatchView>(clientFromEnv(), "GET", `/batches/${id}`);
       printBatch(b, flags.json === true);
     });
 

@@ -31,7 +31,10 @@ async function check(res: Response): Promise<Response> {
 export async function api<T>(c: ClientOptions, method: string, path: string, body?: unknown): Promise<T> {
   const res = await fetch(`${c.baseUrl}${path}`, {
     method,
-    headers: { authorization: `Bearer ${c.apiKey}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+    headers: {
+      authorization: `Bearer ${c.apiKey}`,
+      ...(body !== undefined ? { "content-type": "application/json" } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   return (await (await check(res)).json()) as T;

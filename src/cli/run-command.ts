@@ -8,8 +8,8 @@ import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import { createBatch } from "../batch/batch-service.js";
 import { isTerminal } from "../batch/lifecycle.js";
@@ -62,10 +62,16 @@ async function startOrResume(rt: Runtime, workDir: string, input: string, flags:
     throw new SluiceError("input_not_found", `Input file not found: ${input}`);
   });
   const fingerprint = { path: input, size: info.size, mtimeMs: Math.floor(info.mtimeMs) };
-  const previous = await readFile(statePath, "utf8").then((t) => JSON.parse(t) as RunState, () => undefined);
+  const previous = await readFile(statePath, "utf8").then(
+    (t) => JSON.parse(t) as RunState,
+    () => undefined,
+  );
   if (previous !== undefined) {
     if (previous.input.size !== fingerprint.size || previous.input.mtimeMs !== fingerprint.mtimeMs) {
-      throw new SluiceError("input_changed", `The input changed since the interrupted run in ${workDir}; delete that folder or pass another --work-dir.`);
+      throw new SluiceError(
+        "input_changed",
+        `The input changed since the interrupted run in ${workDir}; delete that folder or pass another --work-dir.`,
+      );
     }
     if ((await getBatch(rt.ctx.store, DEFAULT_TENANT, previous.batchId)) !== undefined) {
       process.stderr.write(`Resuming batch ${previous.batchId} from ${workDir}\n`);
@@ -132,7 +138,12 @@ export function registerRunCommand(program: Command): void {
     await mkdir(workDir, { recursive: true });
     const logLevel = (flags.logLevel ?? "warn") as "warn";
     const rt = await openRuntime(
-      { dataDir: workDir, store: { kind: "sqlite", path: join(workDir, "sluice.db") }, logLevel, limits: resolveLimits(process.env) },
+      {
+        dataDir: workDir,
+        store: { kind: "sqlite", path: join(workDir, "sluice.db") },
+        logLevel,
+        limits: resolveLimits(process.env),
+      },
       { engine: engineFromFlags(flags), logger: createLogger(logLevel) },
     );
     onShutdownSignal(async () => {
@@ -151,11 +162,21 @@ export function registerRunCommand(program: Command): void {
       await pipeline(Readable.from(lines()), createWriteStream(tmp));
       await rename(tmp, output);
       const failed = Number(b.failed);
-      if (flags.json) process.stdout.write(`${JSON.stringify({ id: b.id, status: b.status, total: Number(b.total), completed: Number(b.completed), failed })}\n`);
-      else process.stderr.write(`${b.status}: ${Number(b.completed)} succeeded, ${failed} failed of ${Number(b.total)} → ${output}\n`);
+      if (flags.json)
+        process.stdout.write(
+          `${JSON.stringify({ id: b.id, status: b.status, total: Number(b.total), completed: Number(b.completed), failed })}\n`,
+        );
+      else
+        process.stderr.write(
+          `${b.status}: ${Number(b.completed)} succeeded, ${failed} failed of ${Number(b.total)} → ${output}\n`,
+        );
       if (b.status === "failed") {
-        const errors = JSON.parse(b.errors ?? "{}") as { data?: { line: number | null; code: string; message: string }[]; total_count?: number };
-        for (const e of errors.data ?? []) process.stderr.write(`  ${e.line !== null ? `line ${e.line}: ` : ""}${e.code}: ${e.message}\n`);
+        const errors = JSON.parse(b.errors ?? "{}") as {
+          data?: { line: number | null; code: string; message: string }[];
+          total_count?: number;
+        };
+        for (const e of errors.data ?? [])
+          process.stderr.write(`  ${e.line !== null ? `line ${e.line}: ` : ""}${e.code}: ${e.message}\n`);
         process.exitCode = 2;
       } else if (failed > 0 || b.status !== "completed") process.exitCode = 1;
     } finally {

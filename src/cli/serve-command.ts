@@ -1,12 +1,19 @@
 /** `sluice serve` (API + in-process worker) and `sluice worker` (worker only, no HTTP). */
-import type { Command } from "commander";
+
 import { readFile } from "node:fs/promises";
+import type { Command } from "commander";
 import { registerEngineRoutes } from "../api/engine-routes.js";
 import { buildApi } from "../api/server.js";
 import { resolveCommon } from "../config.js";
 import { openRuntime, type Runtime } from "../runtime.js";
 import { countActiveKeys, createApiKey, DEFAULT_TENANT } from "../store/tenants.js";
-import { addCommonOptions, addEngineOptions, type CommonCliFlags, engineFromFlags, type EngineCliFlags } from "./options.js";
+import {
+  addCommonOptions,
+  addEngineOptions,
+  type CommonCliFlags,
+  type EngineCliFlags,
+  engineFromFlags,
+} from "./options.js";
 
 interface ServeFlags extends CommonCliFlags, EngineCliFlags {
   host: string;
@@ -47,7 +54,9 @@ export function registerServeCommands(program: Command): void {
     const envKey = process.env.SLUICE_API_KEY || undefined;
     if (envKey === undefined && (await countActiveKeys(runtime.ctx.store)) === 0) {
       const { key } = await createApiKey(runtime.ctx.store, { tenantId: DEFAULT_TENANT, admin: true });
-      process.stdout.write(`Created an API key for the default tenant (shown once, stored only as a hash):\n  ${key}\n`);
+      process.stdout.write(
+        `Created an API key for the default tenant (shown once, stored only as a hash):\n  ${key}\n`,
+      );
     }
     const https =
       flags.tlsCert !== undefined && flags.tlsKey !== undefined
@@ -58,6 +67,8 @@ export function registerServeCommands(program: Command): void {
     runtime.worker?.start();
     process.stdout.write(`Sluice listening on ${address}/v1\n`);
     onShutdownSignal(async () => {
+      // Requests in progress get a few seconds; keep-alive clients must not hold shutdown hostage.
+      setTimeout(() => app.server.closeAllConnections(), 5000).unref();
       await app.close();
       await runtime.close();
     });

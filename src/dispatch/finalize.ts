@@ -10,8 +10,8 @@ import { PassThrough } from "node:stream";
 import type { BatchStatus } from "../batch/lifecycle.js";
 import { finishedLines } from "../batch/result-stream.js";
 import type { AppContext } from "../context.js";
-import { nowSeconds } from "../store/tenants.js";
 import type { BatchRow } from "../store/batches.js";
+import { nowSeconds } from "../store/tenants.js";
 
 const derivedFileId = (batchId: string, kind: string) =>
   `file-${createHash("sha256").update(`${batchId}:${kind}`).digest("base64url").slice(0, 24)}`;

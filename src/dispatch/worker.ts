@@ -8,14 +8,14 @@
  * the checkpointer, every step running even if an earlier one throws.
  */
 import type { Router } from "../backends/router.js";
+import type { AppContext } from "../context.js";
+import { newWorkerId } from "../ids.js";
 import { batchesInStatus } from "../store/batches.js";
 import { recoverExpiredLeases, renewLeases } from "../store/requests/leases.js";
 import { cancelJob, completeJob, expireJob, finalizeOwned, type JobContext, validateJob } from "./batch-jobs.js";
 import { Checkpointer, type CheckpointerOptions } from "./checkpointer.js";
 import { Dispatcher } from "./dispatcher.js";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.js";
-import type { AppContext } from "../context.js";
-import { newWorkerId } from "../ids.js";
 
 export interface WorkerOptions {
   id?: string;

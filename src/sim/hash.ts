@@ -52,11 +52,6 @@ export class RunningHash {
   }
 }
 
-/** Hash of a string (UTF-16 code units) under a seed. */
-export function hashString(text: string, seed = 0): number {
-  return new RunningHash(seed).updateString(text).snapshot();
-}
-
 /** Combines 53-bit keys and small integers into one new 53-bit key. */
 export function mixKeys(...parts: number[]): number {
   const h = new RunningHash(0x5eed);
@@ -82,20 +77,34 @@ export function seededRandom(key: number): () => number {
 }
 
 /**
- * JSON with object keys sorted, so two clients serializing the same request with different key
- * order or whitespace get the same deterministic response.
+ * Hashes a JSON value with object keys taken in sorted order, so two clients serializing the same
+ * request with different key order or whitespace get the same deterministic response. Walks the
+ * value directly instead of building a canonical string: this runs on every request.
  */
-export function stableStringify(value: unknown): string {
-  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
-  if (Array.isArray(value)) return `[${value.map(stableStringify).join(",")}]`;
-  const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj).sort();
-  let out = "{";
-  for (const k of keys) {
-    const v = obj[k];
-    if (v === undefined) continue;
-    if (out.length > 1) out += ",";
-    out += `${JSON.stringify(k)}:${stableStringify(v)}`;
+export function hashJson(value: unknown, seed = 0): number {
+  const h = new RunningHash(seed);
+  feedJson(h, value);
+  return h.snapshot();
+}
+
+function feedJson(h: RunningHash, value: unknown): void {
+  if (typeof value === "string") {
+    // Length-prefixed, so ["ab","c"] and ["a","bc"] differ.
+    h.updateString(`s${value.length}:`).updateString(value);
+  } else if (Array.isArray(value)) {
+    h.updateString(`[${value.length}`);
+    for (const v of value) feedJson(h, v);
+  } else if (value !== null && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    const keys = Object.keys(obj).sort();
+    h.updateString("{");
+    for (const k of keys) {
+      if (obj[k] === undefined) continue;
+      feedJson(h, k);
+      feedJson(h, obj[k]);
+    }
+    h.updateString("}");
+  } else {
+    h.updateString(`${String(value)};`);
   }
-  return `${out}}`;
 }

@@ -27,7 +27,7 @@ export const simOptionsSchema = z
     prefillMsPerToken: z.number().min(0).default(0.1),
     blockSize: z.number().int().min(1).default(16),
     /** Prefix-cache capacity in blocks; 0 disables the cache. */
-    cacheBlocks: z.number().int().min(0).default(4096),
+    cacheBlocks: z.number().int().min(0).max(10_000_000).default(4096),
     /** Waiting-queue limit: beyond it requests get 429. Absent = unbounded. */
     maxQueue: z.number().int().min(0).optional(),
     faults: faultsSchema.default({}),

@@ -6,6 +6,8 @@
  * like vLLM's free-block queue.
  */
 
+import { LruSet } from "./lru-set.js";
+
 interface PendingCommit {
   readyAt: number;
   keys: readonly number[];
@@ -18,12 +20,12 @@ export interface LookupResult {
 
 export class PrefixCache {
   readonly #capacity: number;
-  // Map iteration order is insertion order: the first key is the least recently used.
-  readonly #blocks = new Map<number, true>();
+  readonly #blocks: LruSet;
   #pending: PendingCommit[] = [];
 
   constructor(capacity: number) {
     this.#capacity = capacity;
+    this.#blocks = new LruSet(capacity);
   }
 
   get enabled(): boolean {
@@ -39,7 +41,7 @@ export class PrefixCache {
     this.#flush(now);
     let hits = 0;
     while (hits < keys.length && this.#blocks.has(keys[hits] as number)) hits++;
-    for (let i = hits - 1; i >= 0; i--) this.#touch(keys[i] as number);
+    for (let i = hits - 1; i >= 0; i--) this.#blocks.touch(keys[i] as number);
     return { hitBlocks: hits };
   }
 
@@ -72,15 +74,6 @@ export class PrefixCache {
   }
 
   #commit(keys: readonly number[]): void {
-    for (let i = keys.length - 1; i >= 0; i--) this.#touch(keys[i] as number);
-  }
-
-  #touch(key: number): void {
-    this.#blocks.delete(key);
-    this.#blocks.set(key, true);
-    if (this.#blocks.size > this.#capacity) {
-      const oldest = this.#blocks.keys().next();
-      if (!oldest.done) this.#blocks.delete(oldest.value);
-    }
+    for (let i = keys.length - 1; i >= 0; i--) this.#blocks.touch(keys[i] as number);
   }
 }

@@ -6,10 +6,15 @@
 import { randomBytes } from "node:crypto";
 import { SluiceError } from "../errors.js";
 import { Engine, type EngineJob, type JobOutcome } from "./engine.js";
-import { FaultInjector } from "./faults.js";
-import { hashString, mixKeys, RunningHash, stableStringify, unitFloat } from "./hash.js";
+import { FaultInjector, type FaultKind } from "./faults.js";
+import { hashJson, mixKeys, RunningHash, unitFloat } from "./hash.js";
 import type { ResolvedSimOptions } from "./options.js";
-import { type EmbeddingRequest, type InferenceKind, parseInferenceRequest } from "./requests.js";
+import {
+  type EmbeddingRequest,
+  type GenerationRequest,
+  type InferenceKind,
+  parseInferenceRequest,
+} from "./requests.js";
 import {
   chatCompletionBody,
   completionBody,
@@ -86,65 +91,68 @@ export class Simulator {
   /** Throws a SluiceError for an invalid request; otherwise answers through `reply`, now or later. */
   handle(kind: InferenceKind, body: unknown, reply: Reply): void {
     const req = parseInferenceRequest(kind, body);
-    const key = hashString(stableStringify(body), this.#opts.seed);
+    const key = hashJson(body, this.#opts.seed);
     this.#stats.arrival(this.#now());
 
     const fault = this.#faults.decide(key);
     if (fault !== undefined) {
-      this.#stats.fault(fault);
-      if (fault === "error500") {
-        throw new SluiceError("server_error", "Injected fault: internal server error.", { status: 500 });
-      }
-      if (fault === "error429")
-        throw new RateLimitedError("Injected fault: rate limited.", this.#opts.faults.retryAfterMs);
-      if (fault === "reset") {
-        reply.reset();
-      } else {
-        // A hang: never answer; the request stays open until the client gives up.
-        this.#hanging++;
-        reply.onAbort(() => this.#hanging--);
-      }
+      this.#injectFault(fault, reply);
       return;
     }
-
-    let job: EngineJob;
-    if (req.kind === "embeddings") {
-      job = this.#embeddingJob(req, reply);
-    } else {
-      const { completionTokens, finishReason } = this.#completionLength(key, req.maxTokens);
-      const render = req.kind === "chat" ? chatCompletionBody : completionBody;
-      const prefix = req.kind === "chat" ? "chatcmpl" : "cmpl";
-      const promptTokens = countTokens(req.prompt.length);
-      const keys = this.#opts.cacheBlocks > 0 ? prefixBlockKeys(req.prompt, this.#opts.blockSize) : [];
-      job = {
-        promptTokens,
-        keys,
-        completionTokens,
-        onDone: (o) => {
-          this.#served(kind, job, o);
-          reply.json(
-            200,
-            render({
-              id: this.#nextId(prefix),
-              created: Math.floor(Date.now() / 1000),
-              model: req.model,
-              text: renderCompletionText(completionTokens, mixKeys(key, 2)),
-              finishReason,
-              promptTokens,
-              completionTokens,
-              cachedTokens: o.cachedTokens,
-            }),
-          );
-        },
-      };
-    }
-
+    const job = req.kind === "embeddings" ? this.#embeddingJob(req, reply) : this.#generationJob(req, key, reply);
     const submitted = this.#engine.submit(job);
     if (!submitted.accepted) {
       this.#stats.queueFull();
       throw new RateLimitedError("The simulator's waiting queue is full.", submitted.retryAfterMs);
     }
     reply.onAbort(submitted.cancel);
+  }
+
+  #injectFault(fault: FaultKind, reply: Reply): void {
+    this.#stats.fault(fault);
+    switch (fault) {
+      case "error500":
+        throw new SluiceError("server_error", "Injected fault: internal server error.", { status: 500 });
+      case "error429":
+        throw new RateLimitedError("Injected fault: rate limited.", this.#opts.faults.retryAfterMs);
+      case "reset":
+        reply.reset();
+        return;
+      case "hang":
+        // Never answer: the request stays open until the client gives up (or close()).
+        this.#hanging++;
+        reply.onAbort(() => this.#hanging--);
+    }
+  }
+
+  #generationJob(req: GenerationRequest, key: number, reply: Reply): EngineJob {
+    const { completionTokens, finishReason } = this.#completionLength(key, req.maxTokens);
+    const render = req.kind === "chat" ? chatCompletionBody : completionBody;
+    const prefix = req.kind === "chat" ? "chatcmpl" : "cmpl";
+    const promptTokens = countTokens(req.prompt.length);
+    const keys = this.#opts.cacheBlocks > 0 ? prefixBlockKeys(req.prompt, this.#opts.blockSize) : [];
+    const job: EngineJob = {
+      promptTokens,
+      keys,
+      completionTokens,
+      onDone: (o) => {
+        this.#served(req.kind, job, o);
+        reply.json(
+          200,
+          render({
+            id: this.#nextId(prefix),
+            created: Math.floor(Date.now() / 1000),
+            model: req.model,
+            text: renderCompletionText(completionTokens, mixKeys(key, 2)),
+            finishReason,
+            promptTokens,
+            completionTokens,
+            cachedTokens: o.cachedTokens,
+          }),
+        );
+      },
+    };
+    return job;
   }
 
   #embeddingJob(req: EmbeddingRequest, reply: Reply): EngineJob {

@@ -36,8 +36,8 @@ async function copyRequests(pool: Pick<Pool, "connect">, rows: readonly RequestI
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
-    await client.query(BEGIN_AND_STAGE);
     try {
+      await client.query(BEGIN_AND_STAGE);
       await pipeline(
         Readable.from(encodeRows(rows)),
         client.query(copyFrom(`COPY ${STAGING} (${COLUMNS}) FROM STDIN`)),

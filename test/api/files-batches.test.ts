@@ -1,5 +1,4 @@
-import { toFile } from "openai";
-import OpenAI from "openai";
+import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chatLine, startSluice, type TestServer, waitForStatus } from "../helpers/server.js";
 
@@ -15,8 +14,16 @@ const jsonl = (lines: string[]) => `${lines.join("\n")}\n`;
 describe("Files API through the official SDK", () => {
   it("uploads, retrieves, lists, downloads and deletes", async () => {
     const content = jsonl([chatLine("a", "hello"), chatLine("b", "world")]);
-    const file = await s.client.files.create({ file: await toFile(Buffer.from(content), "in.jsonl"), purpose: "batch" });
-    expect(file).toMatchObject({ object: "file", purpose: "batch", filename: "in.jsonl", bytes: Buffer.byteLength(content) });
+    const file = await s.client.files.create({
+      file: await toFile(Buffer.from(content), "in.jsonl"),
+      purpose: "batch",
+    });
+    expect(file).toMatchObject({
+      object: "file",
+      purpose: "batch",
+      filename: "in.jsonl",
+      bytes: Buffer.byteLength(content),
+    });
     expect(file.id).toMatch(/^file-/);
     expect((await s.client.files.retrieve(file.id)).id).toBe(file.id);
     const text = await (await s.client.files.content(file.id)).text();
@@ -41,7 +48,11 @@ describe("Files API through the official SDK", () => {
     await expect(
       s.client.files.create({ file: await toFile(Buffer.from("x"), "a.jsonl"), purpose: "nonsense" as "batch" }),
     ).rejects.toMatchObject({ status: 400, error: { param: "purpose", type: "invalid_request_error" } });
-    const res = await fetch(`${s.baseURL}/files`, { method: "POST", headers: { authorization: `Bearer ${s.apiKey}`, "content-type": "application/json" }, body: "{}" });
+    const res = await fetch(`${s.baseURL}/files`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${s.apiKey}`, "content-type": "application/json" },
+      body: "{}",
+    });
     expect(res.status).toBe(415);
     expect(res.headers.get("x-request-id")).toMatch(/^req_/);
     expect(((await res.json()) as { error: { type: string } }).error.type).toBe("invalid_request_error");
@@ -60,7 +71,10 @@ describe("auth", () => {
 
 describe("Batches API through the official SDK", () => {
   it("creates, retrieves, paginates, cancels; 404s for unknown ids", async () => {
-    const file = await s.client.files.create({ file: await toFile(Buffer.from(jsonl([chatLine("1", "a")])), "b.jsonl"), purpose: "batch" });
+    const file = await s.client.files.create({
+      file: await toFile(Buffer.from(jsonl([chatLine("1", "a")])), "b.jsonl"),
+      purpose: "batch",
+    });
     const ids: string[] = [];
     for (let i = 0; i < 7; i++) {
       const b = await s.client.batches.create({
@@ -69,7 +83,12 @@ describe("Batches API through the official SDK", () => {
         completion_window: "24h",
         metadata: { run: String(i) },
       });
-      expect(b).toMatchObject({ object: "batch", status: "validating", endpoint: "/v1/chat/completions", completion_window: "24h" });
+      expect(b).toMatchObject({
+        object: "batch",
+        status: "validating",
+        endpoint: "/v1/chat/completions",
+        completion_window: "24h",
+      });
       expect(b.expires_at).toBe(b.created_at + 86400);
       expect(b.metadata).toEqual({ run: String(i) });
       ids.push(b.id);
@@ -88,27 +107,55 @@ describe("Batches API through the official SDK", () => {
     expect(final.cancelled_at).toBeGreaterThan(0);
     await expect(s.client.batches.cancel(ids[0] as string)).resolves.toMatchObject({ status: "cancelled" });
 
-    await expect(s.client.batches.retrieve("batch_nope")).rejects.toMatchObject({ status: 404, error: { type: "not_found_error" } });
+    await expect(s.client.batches.retrieve("batch_nope")).rejects.toMatchObject({
+      status: 404,
+      error: { type: "not_found_error" },
+    });
     await expect(s.client.batches.cancel("batch_nope")).rejects.toMatchObject({ status: 404 });
   });
 
   it("rejects invalid create requests", async () => {
     await expect(
-      s.client.batches.create({ input_file_id: "file-missing", endpoint: "/v1/chat/completions", completion_window: "24h" }),
+      s.client.batches.create({
+        input_file_id: "file-missing",
+        endpoint: "/v1/chat/completions",
+        completion_window: "24h",
+      }),
     ).rejects.toMatchObject({ status: 400, error: { param: "input_file_id" } });
-    const file = await s.client.files.create({ file: await toFile(Buffer.from(chatLine("1", "a")), "c.jsonl"), purpose: "batch" });
+    const file = await s.client.files.create({
+      file: await toFile(Buffer.from(chatLine("1", "a")), "c.jsonl"),
+      purpose: "batch",
+    });
     await expect(
-      s.client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "3 days" as "24h" }),
+      s.client.batches.create({
+        input_file_id: file.id,
+        endpoint: "/v1/chat/completions",
+        completion_window: "3 days" as "24h",
+      }),
     ).rejects.toMatchObject({ status: 400, error: { param: "completion_window" } });
     await expect(
-      s.client.batches.create({ input_file_id: file.id, endpoint: "/v1/nope" as "/v1/chat/completions", completion_window: "24h" }),
+      s.client.batches.create({
+        input_file_id: file.id,
+        endpoint: "/v1/nope" as "/v1/chat/completions",
+        completion_window: "24h",
+      }),
     ).rejects.toMatchObject({ status: 400, error: { param: "endpoint" } });
   });
 
   it("cancelling a finished batch is a 409", async () => {
-    const file = await s.client.files.create({ file: await toFile(Buffer.from("not json\n"), "bad.jsonl"), purpose: "batch" });
-    const b = await s.client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+    const file = await s.client.files.create({
+      file: await toFile(Buffer.from("not json\n"), "bad.jsonl"),
+      purpose: "batch",
+    });
+    const b = await s.client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
     await waitForStatus(s.client, b.id, ["failed"]);
-    await expect(s.client.batches.cancel(b.id)).rejects.toMatchObject({ status: 409, error: { type: "conflict_error" } });
+    await expect(s.client.batches.cancel(b.id)).rejects.toMatchObject({
+      status: 409,
+      error: { type: "conflict_error" },
+    });
   });
 });

@@ -56,13 +56,15 @@ export async function startFakeBackend(
     const b = script(call);
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
+    let settled = false;
     const done = () => {
+      if (settled) return;
+      settled = true;
       inFlight--;
     };
-    if (b.kind === "hang") {
-      req.socket.on("close", done);
-      return;
-    }
+    // An aborted call closes the connection: the engine would stop working on it too.
+    res.on("close", done);
+    if (b.kind === "hang") return;
     if (b.kind === "reset") {
       done();
       req.socket.destroy();
@@ -91,8 +93,10 @@ export async function startFakeBackend(
       res.end(JSON.stringify(out));
       done();
     };
-    if (delay > 0) setTimeout(reply, delay);
-    else reply();
+    if (delay > 0) {
+      const timer = setTimeout(reply, delay);
+      res.on("close", () => clearTimeout(timer));
+    } else reply();
   };
   const server: Server = createServer((req, res) => {
     void handle(req, res).catch(() => res.destroy());

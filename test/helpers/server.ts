@@ -31,7 +31,11 @@ export async function startSluice(
       logLevel: "silent",
       limits: { ...DEFAULT_LIMITS, ...options.limits },
     },
-    { engine: options.engine ?? { backend: "http://127.0.0.1:9/v1" }, worker: options.worker ?? { tickMs: 50 }, logger: silentLogger },
+    {
+      engine: options.engine ?? { backend: "http://127.0.0.1:9/v1" },
+      worker: options.worker ?? { tickMs: 50 },
+      logger: silentLogger,
+    },
   );
   const app = await buildApi(runtime.ctx, { envKey: apiKey, extraRoutes: [registerEngineRoutes] });
   const address = await app.listen({ host: "127.0.0.1", port: 0 });
@@ -44,14 +48,21 @@ export async function startSluice(
     runtime,
     client: new OpenAI({ baseURL, apiKey, maxRetries: 0 }),
     async close() {
-      await app.close();
+      const closing = app.close();
+      app.server.closeAllConnections();
+      await closing;
       await runtime.close();
       await rm(dataDir, { recursive: true, force: true });
     },
   };
 }
 
-export function chatLine(customId: string, content: string, model = "test-model", extra: Record<string, unknown> = {}): string {
+export function chatLine(
+  customId: string,
+  content: string,
+  model = "test-model",
+  extra: Record<string, unknown> = {},
+): string {
   return JSON.stringify({
     custom_id: customId,
     method: "POST",

@@ -27,7 +27,11 @@ export class Embedder {
   #getContext(model: LlamaModel): Promise<LlamaEmbeddingContext> {
     if (this.#context === null) {
       const size = this.#options.contextSize;
-      this.#context = model.createEmbeddingContext({ contextSize: size, batchSize: size, threads: this.#options.threads });
+      this.#context = model.createEmbeddingContext({
+        contextSize: size,
+        batchSize: size,
+        threads: this.#options.threads,
+      });
       // A failed creation is retried by the next request rather than cached.
       this.#context.catch(() => {
         this.#context = null;
@@ -41,7 +45,10 @@ export class Embedder {
     const model = this.#facts.model;
     const dims = model.embeddingVectorSize;
     if (request.dimensions !== null && request.dimensions !== dims) {
-      throw invalidRequest(`This model's embeddings have ${dims} dimensions; omit 'dimensions' or pass ${dims}.`, "dimensions");
+      throw invalidRequest(
+        `This model's embeddings have ${dims} dimensions; omit 'dimensions' or pass ${dims}.`,
+        "dimensions",
+      );
     }
     const context = await this.#getContext(model);
     const vectors: Array<number[] | string> = [];

@@ -1,32 +1,30 @@
 /**
  * One text generation on one context sequence, with OpenAI semantics: the whole prompt must fit
- * (no silent truncation, no context shift), max_tokens is clamped to the room left, and usage
- * counts what the model actually evaluated and sampled.
+ * (no silent truncation, no context shift), max_tokens is a hard cap on sampled tokens (EOS and
+ * stop-sequence tokens included), and usage counts what the model actually evaluated and sampled.
+ * A sequence keeps its KV cache between requests, so a prompt prefix shared with the previous
+ * request on that sequence (a common system prompt) is not evaluated again: `cachedTokens`.
  */
-import type {
-  LlamaCompletion,
-  LlamaCompletionGenerationOptions,
-  LlamaContextSequence,
-  LlamaGrammar,
-  LlamaModel,
-  LlamaText,
-  Token,
+import { randomInt } from "node:crypto";
+import {
+  type LlamaContextSequence,
+  type LlamaGrammar,
+  LlamaGrammarEvaluationState,
+  type LlamaModel,
+  type SequenceEvaluateOptions,
+  type Token,
+  TokenBias,
 } from "node-llama-cpp";
-import { TokenBias } from "node-llama-cpp";
 import { invalidRequest } from "../../errors.js";
 import type { SamplingParams } from "./request-params.js";
-
-export interface Slot {
-  sequence: LlamaContextSequence;
-  completion: LlamaCompletion;
-}
+import { StopMatcher, type StopTrigger } from "./stop-matcher.js";
 
 export interface GenerationJob {
-  /** The full prompt; a leading BOS is optional (the engine adds one when the model wants it). */
+  /** The full prompt; a leading BOS is optional (added when the model wants one). */
   tokens: readonly Token[];
   /** Request parameter the prompt came from, for error messages ("messages" or "prompt"). */
   promptParam: string;
-  stopTriggers: readonly LlamaText[];
+  stopTriggers: readonly StopTrigger[];
   sampling: SamplingParams;
   /** Used when the request names no max_tokens. */
   defaultMaxTokens: number;
@@ -38,6 +36,8 @@ export interface GenerationResult {
   text: string;
   finishReason: "stop" | "length";
   promptTokens: number;
+  /** Prompt tokens reused from the sequence's cache rather than evaluated. */
+  cachedTokens: number;
   completionTokens: number;
 }
 
@@ -59,63 +59,105 @@ export function checkTokenIds(facts: ModelFacts, ids: Iterable<number>, param: s
   }
 }
 
-/** Splits off the BOS the engine prepends by itself, and counts the prompt as the model sees it. */
-function promptInput(model: LlamaModel, tokens: readonly Token[]): { input: Token[]; promptTokens: number } {
+/** The prompt exactly as evaluated: with the BOS the model wants, without a duplicate one. */
+function promptWithBos(model: LlamaModel, tokens: readonly Token[]): Token[] {
   const bos = model.tokens.shouldPrependBosToken ? model.tokens.bos : null;
-  const input = bos !== null && tokens[0] === bos ? tokens.slice(1) : tokens.slice();
-  return { input, promptTokens: input.length + (bos !== null ? 1 : 0) };
+  if (bos === null || tokens[0] === bos) return tokens.slice();
+  return [bos, ...tokens];
 }
 
-function samplingOptions(model: LlamaModel, s: SamplingParams, maxTokens: number): LlamaCompletionGenerationOptions {
-  const options: LlamaCompletionGenerationOptions = {
-    maxTokens,
+function evaluateOptions(
+  model: LlamaModel,
+  s: SamplingParams,
+  job: GenerationJob,
+  generated: Token[],
+): SequenceEvaluateOptions {
+  const options: SequenceEvaluateOptions = {
     temperature: s.temperature,
     topP: s.topP,
-    // OpenAI applies no repetition penalty unless asked; node-llama-cpp applies one by default.
-    repeatPenalty:
-      s.frequencyPenalty === 0 && s.presencePenalty === 0
-        ? false
-        : { lastTokens: maxTokens, penalty: 1, frequencyPenalty: s.frequencyPenalty, presencePenalty: s.presencePenalty },
+    // node-llama-cpp defaults to top-k 40; OpenAI has no top-k.
+    topK: 0,
+    // Without a seed node-llama-cpp uses the current second, so same-second requests would repeat.
+    seed: s.seed ?? randomInt(0, 2 ** 32),
+    yieldEogToken: true,
   };
-  if (s.seed !== undefined) options.seed = s.seed;
+  // OpenAI applies no repetition penalty unless asked (node-llama-cpp's chat helpers do by default).
+  if (s.frequencyPenalty !== 0 || s.presencePenalty !== 0) {
+    options.repeatPenalty = {
+      punishTokens: () => generated,
+      maxPunishTokens: job.sampling.maxTokens ?? job.defaultMaxTokens,
+      penalty: 1,
+      frequencyPenalty: s.frequencyPenalty,
+      presencePenalty: s.presencePenalty,
+    };
+  }
   if (s.logitBias.size > 0) {
     const bias = new TokenBias(model.tokenizer);
     for (const [token, value] of s.logitBias) bias.set(token as Token, value <= -100 ? "never" : { logit: value });
     options.tokenBias = bias;
   }
+  if (job.grammar !== undefined) {
+    options.grammarEvaluationState = new LlamaGrammarEvaluationState({ model, grammar: job.grammar });
+  }
   return options;
 }
 
-/** Runs one generation on `slot`. Throws the abort reason when `job.signal` fires. */
-export async function generate(slot: Slot, facts: ModelFacts, job: GenerationJob): Promise<GenerationResult> {
-  const { input, promptTokens } = promptInput(facts.model, job.tokens);
+/** Runs one generation on `sequence`. Throws the abort reason when `job.signal` fires. */
+export async function generate(
+  sequence: LlamaContextSequence,
+  facts: ModelFacts,
+  job: GenerationJob,
+): Promise<GenerationResult> {
+  const { model, contextSize } = facts;
+  const prompt = promptWithBos(model, job.tokens);
   // At least one token must be left to generate into.
-  if (promptTokens >= facts.contextSize) {
+  if (prompt.length >= contextSize) {
     throw invalidRequest(
-      `This model's context holds ${facts.contextSize} tokens per request, but the prompt has ${promptTokens} tokens.`,
+      `This model's context holds ${contextSize} tokens per request, but the prompt has ${prompt.length} tokens.`,
       job.promptParam,
       "context_length_exceeded",
     );
   }
-  const maxTokens = Math.min(job.sampling.maxTokens ?? job.defaultMaxTokens, facts.contextSize - promptTokens);
-  const stopTriggers: Array<LlamaText | string> = [...job.stopTriggers, ...job.sampling.stop];
-  const outputBefore = slot.sequence.tokenMeter.usedOutputTokens;
-  const options: LlamaCompletionGenerationOptions = {
-    ...samplingOptions(facts.model, job.sampling, maxTokens),
-    signal: job.signal,
-    disableContextShift: true,
-    // Lets the prompt use the whole context: the shift size only reserves room for shifting.
-    contextShiftSize: 1,
-  };
-  if (stopTriggers.length > 0) options.customStopTriggers = stopTriggers;
-  if (job.grammar !== undefined) options.grammar = job.grammar;
-  const { response, metadata } = await slot.completion.generateCompletionWithMeta(input, options);
-  if (metadata.stopReason === "abort") throw job.signal.reason;
-  return {
-    text: response,
-    finishReason: metadata.stopReason === "maxTokens" ? "length" : "stop",
-    promptTokens,
-    // Every decode that produced logits sampled one token: EOG and stop-sequence tokens included.
-    completionTokens: slot.sequence.tokenMeter.usedOutputTokens - outputBefore,
-  };
+  const maxTokens = Math.min(job.sampling.maxTokens ?? job.defaultMaxTokens, contextSize - prompt.length);
+  const stops = new StopMatcher(model, [
+    ...job.stopTriggers,
+    ...(job.grammar?.stopGenerationTriggers ?? []),
+    ...job.sampling.stop,
+  ]);
+  job.signal.throwIfAborted();
+
+  // Keep the cached prefix, drop the rest; the last prompt token is always evaluated for its logits.
+  await sequence.adaptStateToTokens(prompt.slice(0, -1), false);
+  job.signal.throwIfAborted();
+  const cachedTokens = sequence.nextTokenIndex;
+
+  const generated: Token[] = [];
+  let sampled = 0;
+  let finishReason: "stop" | "length" = "length";
+  let stopAt = -1;
+  let checkedUpTo = 0;
+  const options = evaluateOptions(model, job.sampling, job, generated);
+  for await (const token of sequence.evaluate(prompt.slice(cachedTokens), options)) {
+    job.signal.throwIfAborted();
+    sampled++;
+    if (stops.isStopToken(token)) {
+      finishReason = "stop";
+      break;
+    }
+    generated.push(token);
+    if (stops.hasStrings) {
+      const text = model.detokenize(generated, false);
+      stopAt = stops.find(text, checkedUpTo);
+      checkedUpTo = text.length;
+      if (stopAt >= 0) {
+        finishReason = "stop";
+        break;
+      }
+    }
+    if (sampled >= maxTokens) break;
+  }
+  let text = model.detokenize(generated, false);
+  if (stopAt >= 0) text = text.slice(0, stopAt);
+  if (job.grammar?.trimWhitespaceSuffix) text = text.trimEnd();
+  return { text, finishReason, promptTokens: prompt.length, cachedTokens, completionTokens: sampled };
 }

@@ -10,11 +10,14 @@ import type { ResponseFormat } from "./request-params.js";
 
 const MAX_CACHED = 64;
 
+type GrammarFactory = Pick<Llama, "getGrammarFor" | "createGrammarForJsonSchema">;
+type SchemaArgument = Parameters<GrammarFactory["createGrammarForJsonSchema"]>[0];
+
 export class GrammarCache {
-  readonly #llama: Pick<Llama, "getGrammarFor" | "createGrammarForJsonSchema">;
+  readonly #llama: GrammarFactory;
   readonly #cache = new Map<string, Promise<LlamaGrammar>>();
 
-  constructor(llama: Pick<Llama, "getGrammarFor" | "createGrammarForJsonSchema">) {
+  constructor(llama: GrammarFactory) {
     this.#llama = llama;
   }
 
@@ -29,7 +32,7 @@ export class GrammarCache {
         schema === null
           ? this.#llama.getGrammarFor("json")
           : // normalize() has checked the schema against the subset GbnfJsonSchema describes.
-            this.#llama.createGrammarForJsonSchema(schema as GbnfJsonSchema);
+            this.#llama.createGrammarForJsonSchema(schema as GbnfJsonSchema as SchemaArgument);
       this.#cache.set(key, grammar);
       if (this.#cache.size > MAX_CACHED) this.#cache.delete(this.#cache.keys().next().value ?? key);
     } else {

@@ -62,7 +62,15 @@ export function normalize(schema: unknown, path = "schema"): Json {
   const types = schema.type === undefined ? [] : Array.isArray(schema.type) ? schema.type : [schema.type];
   if (types.length > 1 && !types.every((t) => PRIMITIVES.has(String(t)))) {
     const { type: _type, ...rest } = schema;
-    return { oneOf: types.map((t, i) => normalize({ ...rest, type: t }, `${path}.type[${i}]`)) };
+    const branch = (t: unknown): Json => {
+      if (t === "object" || t === "array") return { ...rest, type: t };
+      if (t !== "string") return { type: t };
+      const { minLength, maxLength, format } = rest;
+      return Object.fromEntries(
+        Object.entries({ type: t, minLength, maxLength, format }).filter(([, v]) => v !== undefined),
+      );
+    };
+    return { oneOf: types.map((t, i) => normalize(branch(t), `${path}.type[${i}]`)) };
   }
   for (const [key, value] of Object.entries(schema)) {
     const at = `${path}.${key}`;
@@ -70,7 +78,8 @@ export function normalize(schema: unknown, path = "schema"): Json {
     switch (key) {
       case "type":
         for (const t of types) {
-          if (!PRIMITIVES.has(String(t)) && t !== "object" && t !== "array") throw unsupported(at, `type '${String(t)}'`);
+          if (!PRIMITIVES.has(String(t)) && t !== "object" && t !== "array")
+            throw unsupported(at, `type '${String(t)}'`);
         }
         out.type = value;
         break;

@@ -25,7 +25,11 @@ function progressReporter(uri: string, logger: Logger | undefined) {
     let started = false;
     return {
       update(done: number, total: number, bytesPerSecond: number) {
-        const payload = { done: (done / MB).toFixed(0), size: (total / MB).toFixed(0), speed: (bytesPerSecond / MB).toFixed(1) };
+        const payload = {
+          done: (done / MB).toFixed(0),
+          size: (total / MB).toFixed(0),
+          speed: (bytesPerSecond / MB).toFixed(1),
+        };
         if (!started) {
           bar.start(total, done, payload);
           started = true;
@@ -54,7 +58,8 @@ export async function downloadModel(request: DownloadRequest, logger: Logger | u
     dirPath: request.dir,
     showCliProgress: false,
     skipExisting: true,
-    onProgress: ({ downloadedSize, totalSize, averageSpeed }) => progress.update(downloadedSize, totalSize, averageSpeed),
+    onProgress: ({ downloadedSize, totalSize, averageSpeed }) =>
+      progress.update(downloadedSize, totalSize, averageSpeed),
     ...(hfToken !== undefined && hfToken !== "" ? { tokens: { huggingFace: hfToken } } : {}),
   });
   try {

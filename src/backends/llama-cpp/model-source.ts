@@ -4,7 +4,7 @@
  * to load; a cached model is used straight from the manifest, without touching the network.
  */
 import { existsSync, statSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ensureDemoModel } from "../../demo-model/demo-model.js";
 import { SluiceError } from "../../errors.js";
@@ -94,6 +94,7 @@ export async function resolveModelPath(specText: string, options: ResolveModelOp
       if (cached !== null) return cached;
       const uri = downloadUri(spec);
       options.logger?.info("downloading model", { model: uri, dir });
+      await mkdir(dir, { recursive: true });
       let entrypoint: string;
       try {
         const request: DownloadRequest = { uri, dir, ...(options.signal ? { signal: options.signal } : {}) };

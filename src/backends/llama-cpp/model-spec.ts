@@ -67,7 +67,8 @@ export function parseModelSpec(spec: string, cwd: string = process.cwd()): Model
     }
   }
   if (s.startsWith("file://")) return { kind: "path", path: fileURLToPath(s) };
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) throw invalidModelSpec(spec, "only https://, hf: and local paths are supported");
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s))
+    throw invalidModelSpec(spec, "only https://, hf: and local paths are supported");
   const expanded = s === "~" || s.startsWith("~/") ? join(homedir(), s.slice(1)) : s;
   return { kind: "path", path: resolve(cwd, expanded) };
 }
@@ -80,7 +81,11 @@ export function downloadUri(spec: Extract<ModelSpec, { kind: "hf" | "url" }>): s
   return `${base}/${spec.file}${spec.branch === null ? "" : `#${spec.branch}`}`;
 }
 
-const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^[._]+/, "").slice(0, 80);
+const slug = (s: string) =>
+  s
+    .replace(/[^A-Za-z0-9._-]+/g, "_")
+    .replace(/^[._]+/, "")
+    .slice(0, 80);
 
 /**
  * The cache folder a remote spec downloads into: readable, plus a short hash of the exact URI so
@@ -100,6 +105,7 @@ export function remoteCacheDir(cacheDir: string, spec: Extract<ModelSpec, { kind
 
 /** `~/.cache/sluice/models`, or `$XDG_CACHE_HOME/sluice/models` when set. */
 export function defaultModelCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CACHE_HOME !== undefined && env.XDG_CACHE_HOME !== "" ? env.XDG_CACHE_HOME : join(homedir(), ".cache");
+  const base =
+    env.XDG_CACHE_HOME !== undefined && env.XDG_CACHE_HOME !== "" ? env.XDG_CACHE_HOME : join(homedir(), ".cache");
   return join(base, "sluice", "models");
 }

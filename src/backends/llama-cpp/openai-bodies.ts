@@ -5,11 +5,15 @@ import { randomToken } from "../../ids.js";
 import type { BackendResponse, TokenUsage } from "../backend.js";
 import type { GenerationResult } from "./generation.js";
 
-interface Usage {
+export interface Usage {
   prompt_tokens: number;
   completion_tokens?: number;
   total_tokens: number;
+  prompt_tokens_details?: { cached_tokens: number };
 }
+
+/** Names the engine, as OpenAI's field names a backend configuration. */
+const FINGERPRINT = "sluice-llama-cpp";
 
 const now = () => Math.floor(Date.now() / 1000);
 
@@ -18,10 +22,11 @@ function generationUsage(r: GenerationResult): Usage {
     prompt_tokens: r.promptTokens,
     completion_tokens: r.completionTokens,
     total_tokens: r.promptTokens + r.completionTokens,
+    prompt_tokens_details: { cached_tokens: r.cachedTokens },
   };
 }
 
-export function chatCompletionBody(model: string, r: GenerationResult, fingerprint: string) {
+export function chatCompletionBody(model: string, r: GenerationResult) {
   return {
     id: `chatcmpl-${randomToken()}`,
     object: "chat.completion",
@@ -36,11 +41,11 @@ export function chatCompletionBody(model: string, r: GenerationResult, fingerpri
       },
     ],
     usage: generationUsage(r),
-    system_fingerprint: fingerprint,
+    system_fingerprint: FINGERPRINT,
   };
 }
 
-export function completionBody(model: string, r: GenerationResult, fingerprint: string) {
+export function completionBody(model: string, r: GenerationResult) {
   return {
     id: `cmpl-${randomToken()}`,
     object: "text_completion",
@@ -48,7 +53,7 @@ export function completionBody(model: string, r: GenerationResult, fingerprint: 
     model,
     choices: [{ text: r.text, index: 0, logprobs: null, finish_reason: r.finishReason }],
     usage: generationUsage(r),
-    system_fingerprint: fingerprint,
+    system_fingerprint: FINGERPRINT,
   };
 }
 
@@ -66,11 +71,16 @@ export function base64Vector(vector: readonly number[]): string {
   return Buffer.from(Float32Array.from(vector).buffer).toString("base64");
 }
 
-export function okResponse(body: { usage: Usage }): BackendResponse {
+/** Any OpenAI body that reports usage. */
+export interface BodyWithUsage {
+  usage: Usage;
+}
+
+export function okResponse(body: BodyWithUsage): BackendResponse {
   const usage: TokenUsage = {
     inputTokens: body.usage.prompt_tokens,
     outputTokens: body.usage.completion_tokens ?? 0,
-    cachedTokens: 0,
+    cachedTokens: body.usage.prompt_tokens_details?.cached_tokens ?? 0,
     reasoningTokens: 0,
   };
   return { kind: "response", status: 200, bodyText: JSON.stringify(body), requestId: null, usage, retryAfterMs: null };

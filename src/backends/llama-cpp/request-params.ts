@@ -112,7 +112,8 @@ export interface EmbeddingRequest {
 const unsupported = (param: string, message: string) => invalidRequest(message, param, "unsupported_parameter");
 
 function toSampling(body: z.infer<z.ZodObject<typeof sampling>>, maxTokens: number | null | undefined): SamplingParams {
-  if (body.n != null && body.n !== 1) throw unsupported("n", "The embedded engine generates one choice per request (n=1).");
+  if (body.n != null && body.n !== 1)
+    throw unsupported("n", "The embedded engine generates one choice per request (n=1).");
   if (body.stream === true) throw unsupported("stream", "Streaming is not supported in batch requests.");
   const logitBias = new Map<number, number>();
   for (const [key, bias] of Object.entries(body.logit_bias ?? {})) {
@@ -145,7 +146,10 @@ function messageText(c: z.infer<typeof content> | null | undefined, i: number): 
   return c
     .map((part, j) => {
       if (part.type === "text" && typeof part.text === "string") return part.text;
-      throw unsupported(`messages[${i}].content[${j}]`, `Content part type '${part.type}' is not supported; only text.`);
+      throw unsupported(
+        `messages[${i}].content[${j}]`,
+        `Content part type '${part.type}' is not supported; only text.`,
+      );
     })
     .join("");
 }
@@ -183,7 +187,7 @@ export function parseCompletionRequest(body: unknown): CompletionRequest {
       : Array.isArray(first)
         ? { kind: "tokens", tokens: first }
         : { kind: "tokens", tokens: p as number[] };
-  return { prompt, sampling: toSampling(b, b.max_tokens ?? DEFAULT_COMPLETION_MAX_TOKENS) };
+  return { prompt, sampling: toSampling(b, b.max_tokens) };
 }
 
 export function parseEmbeddingRequest(body: unknown): EmbeddingRequest {
@@ -192,6 +196,9 @@ export function parseEmbeddingRequest(body: unknown): EmbeddingRequest {
   let inputs: Prompt[];
   if (typeof input === "string") inputs = [{ kind: "text", text: input }];
   else if (input.every((x): x is number => typeof x === "number")) inputs = [{ kind: "tokens", tokens: input }];
-  else inputs = input.map((x): Prompt => (typeof x === "string" ? { kind: "text", text: x } : { kind: "tokens", tokens: x as number[] }));
+  else
+    inputs = input.map(
+      (x): Prompt => (typeof x === "string" ? { kind: "text", text: x } : { kind: "tokens", tokens: x as number[] }),
+    );
   return { inputs, encodingFormat: b.encoding_format ?? "float", dimensions: b.dimensions ?? null };
 }

@@ -1,0 +1,31 @@
+/** `sluice demo-model`: write the generated demo GGUF (random weights, for offline trials). */
+import { stat } from "node:fs/promises";
+import type { Command } from "commander";
+import { writeDemoModel } from "../demo-model/demo-model.js";
+import { invalidRequest } from "../errors.js";
+
+interface DemoModelFlags {
+  output: string;
+  seed: string;
+  f16: boolean;
+}
+
+export function registerDemoModelCommand(program: Command): void {
+  program
+    .command("demo-model")
+    .description(
+      "Write a tiny llama-architecture GGUF with random weights (it loads and runs; its output is gibberish)",
+    )
+    .option("-o, --output <path>", "where to write the model", "sluice-demo.gguf")
+    .option("--seed <n>", "seed for the random weights", "1")
+    .option("--f16", "store weight matrices as f16 instead of f32", false)
+    .action(async (flags: DemoModelFlags) => {
+      const seed = Number(flags.seed);
+      if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+        throw invalidRequest(`--seed must be an integer from 0 to 4294967295, got '${flags.seed}'`, "seed");
+      }
+      const path = await writeDemoModel(flags.output, { seed, tensorType: flags.f16 ? "f16" : "f32" });
+      const { size } = await stat(path);
+      process.stdout.write(`${path} (${(size / 1024 / 1024).toFixed(1)} MB)\n`);
+    });
+}
