@@ -30,6 +30,8 @@ export const DEFAULT_LIMITS: Limits = {
 export interface CommonOptions {
   dataDir: string;
   store: StoreLocation;
+  /** Blob store spec: a folder, or s3://bucket/prefix; undefined = <dataDir>/blobs. */
+  blobs?: string | undefined;
   logLevel: LogLevel;
   limits: Limits;
 }
@@ -37,6 +39,7 @@ export interface CommonOptions {
 export interface CommonFlags {
   data?: string | undefined;
   store?: string | undefined;
+  blobs?: string | undefined;
   logLevel?: string | undefined;
 }
 
@@ -61,8 +64,7 @@ export function resolveLimits(env: NodeJS.ProcessEnv): Limits {
 export function resolveStoreLocation(flag: string | undefined, env: NodeJS.ProcessEnv, dataDir: string): StoreLocation {
   const url = flag ?? env.SLUICE_DATABASE_URL;
   if (url !== undefined && /^postgres(ql)?:\/\//.test(url)) return { kind: "postgres", url };
-  if (url !== undefined && url.startsWith("sqlite:"))
-    return { kind: "sqlite", path: resolve(url.slice("sqlite:".length)) };
+  if (url?.startsWith("sqlite:")) return { kind: "sqlite", path: resolve(url.slice("sqlite:".length)) };
   return { kind: "sqlite", path: join(dataDir, "sluice.db") };
 }
 
@@ -72,6 +74,7 @@ export function resolveCommon(flags: CommonFlags, env: NodeJS.ProcessEnv = proce
   return {
     dataDir,
     store: resolveStoreLocation(flags.store, env, dataDir),
+    blobs: flags.blobs ?? env.SLUICE_BLOBS,
     logLevel,
     limits: resolveLimits(env),
   };

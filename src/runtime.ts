@@ -10,7 +10,7 @@ import { OpenAiHttpBackend } from "./backends/openai-http.js";
 import { type BackendSpec, loadRouteFile, type RouteSpec, routesFromFile } from "./backends/route-config.js";
 import { Router } from "./backends/router.js";
 import type { BlobStore } from "./blob/blob-store.js";
-import { LocalBlobStore } from "./blob/local-blob-store.js";
+import { openBlobStore } from "./blob/open-blob-store.js";
 import type { CommonOptions } from "./config.js";
 import type { AppContext } from "./context.js";
 import { DEFAULT_RETRY_POLICY } from "./dispatch/retry-policy.js";
@@ -96,7 +96,7 @@ export async function openRuntime(
   const logger = options.logger ?? createLogger(common.logLevel);
   await mkdir(common.dataDir, { recursive: true });
   const store = await openStore(common.store);
-  const blobs: BlobStore = options.blobs ?? new LocalBlobStore(join(common.dataDir, "blobs"));
+  const blobs: BlobStore = options.blobs ?? openBlobStore(common.blobs, common.dataDir);
   const events = new EventBus((err) => logger.warn("event listener failed", { error: err as Error }));
   const ctx: AppContext = { store, blobs, limits: common.limits, events, logger };
   let router: Router | undefined;

@@ -61,7 +61,8 @@ describe("execution engine", () => {
     expect(out.map((l) => l.custom_id)).toEqual(lines.map((_, i) => `req-${i}`));
     for (const [i, l] of out.entries()) {
       expect(l.response?.status_code).toBe(200);
-      const msg = (l.response?.body.choices as { message: { content: string } }[])[0]?.message.content;
+      const choices = l.response?.body.choices as { message: { content: string } }[] | undefined;
+      const msg = choices?.[0]?.message.content;
       expect(msg).toBe(`echo:prompt ${i}`);
       expect(l.error).toBeNull();
       expect((l as unknown as { id: string }).id).toMatch(/^batch_req_/);

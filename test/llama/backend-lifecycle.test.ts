@@ -110,6 +110,13 @@ describe("embedded engine: lifecycle", () => {
     expect((err as Error).message).toContain(missing);
   });
 
+  it("rejects invalid engine options before loading anything", async () => {
+    for (const bad of [{ parallel: 0 }, { threads: 1.5 }, { contextSize: -1 }]) {
+      const err = await createLlamaCppBackend({ model: f.modelPath, gpu: false, ...bad }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "invalid_option", param: Object.keys(bad)[0] });
+    }
+  });
+
   it("reports a file that is not a model with a typed error naming it", async () => {
     const junk = join(f.dir, "junk.gguf");
     await writeFile(junk, "this is not a GGUF file");

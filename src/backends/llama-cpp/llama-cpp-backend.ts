@@ -54,11 +54,11 @@ export const DEFAULT_CHAT_MAX_TOKENS = 512;
 
 type Handler = (services: EngineServices, model: string, body: unknown, signal: AbortSignal) => Promise<BodyWithUsage>;
 
-const HANDLERS: Record<string, Handler> = {
-  "/v1/chat/completions": handleChat,
-  "/v1/completions": handleCompletion,
-  "/v1/embeddings": handleEmbeddings,
-};
+const HANDLERS = new Map<string, Handler>([
+  ["/v1/chat/completions", handleChat],
+  ["/v1/completions", handleCompletion],
+  ["/v1/embeddings", handleEmbeddings],
+]);
 
 const failure = (code: string, message: string, retryable: boolean): BackendFailure => ({
   kind: "failure",
@@ -97,7 +97,7 @@ class LlamaCppBackendImpl implements LlamaCppBackend {
 
   async call(request: BackendCall): Promise<BackendResult> {
     if (this.#closed !== null) return failure("backend_closed", `${this.name} is closed.`, true);
-    const handler = HANDLERS[request.endpoint];
+    const handler = HANDLERS.get(request.endpoint);
     if (handler === undefined) {
       return errorResponse(
         new SluiceError("unsupported_endpoint", `The embedded engine does not serve ${request.endpoint}.`, {
@@ -117,8 +117,13 @@ class LlamaCppBackendImpl implements LlamaCppBackend {
         }),
       );
     }
-    const signal = AbortSignal.any([request.signal, this.#closing.signal]);
-    const work = handler(this.#services, request.model, body, signal);
+    // One controller per call, fed by the caller's signal and by close(); listeners removed after.
+    const controller = new AbortController();
+    const abort = () => controller.abort(request.signal.aborted ? request.signal.reason : this.#closing.signal.reason);
+    if (request.signal.aborted || this.#closing.signal.aborted) abort();
+    request.signal.addEventListener("abort", abort, { once: true });
+    this.#closing.signal.addEventListener("abort", abort, { once: true });
+    const work = handler(this.#services, request.model, body, controller.signal);
     this.#inFlight.add(work);
     try {
       return okResponse(await work);
@@ -126,6 +131,8 @@ class LlamaCppBackendImpl implements LlamaCppBackend {
       return this.#classify(err, request.signal);
     } finally {
       this.#inFlight.delete(work);
+      request.signal.removeEventListener("abort", abort);
+      this.#closing.signal.removeEventListener("abort", abort);
     }
   }
 
@@ -164,8 +171,21 @@ class LlamaCppBackendImpl implements LlamaCppBackend {
   }
 }
 
+function checkPositiveInteger(name: string, value: number | undefined): void {
+  if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+    throw new SluiceError("invalid_option", `llama-cpp option '${name}' must be a positive integer, got ${value}.`, {
+      status: 400,
+      type: "invalid_request_error",
+      param: name,
+    });
+  }
+}
+
 /** Resolves the model (downloading or generating it if needed), loads it and returns the backend. */
 export async function createLlamaCppBackend(options: LlamaCppBackendOptions): Promise<LlamaCppBackend> {
+  for (const name of ["threads", "parallel", "contextSize", "defaultMaxTokens"] as const) {
+    checkPositiveInteger(name, options[name]);
+  }
   const resolveOptions = {
     cacheDir: options.cacheDir ?? defaultModelCacheDir(),
     ...(options.logger ? { logger: options.logger } : {}),
