@@ -20,7 +20,7 @@ const REQUESTS = Number(process.argv[2] ?? 128);
 const MAX_TOKENS = Number(process.argv[3] ?? 64);
 const THREADS = process.argv[4] === undefined ? defaultThreads() : Number(process.argv[4]);
 const SEQUENCE_COUNTS = [1, 4, 8, 16, 32];
-const ROUNDS = 2;
+const ROUNDS = 3;
 
 const prompts = Array.from({ length: REQUESTS }, (_, i) => `Request ${i}: summarise`);
 
@@ -133,7 +133,15 @@ try {
   for (const n of SEQUENCE_COUNTS) {
     const d = best(directRuns.get(n) ?? []);
     const b = best(backendRuns.get(n) ?? []);
-    rows.push({ sequences: n, "direct tok/s": tps(d), "backend tok/s": tps(b), ratio: tps(b) / tps(d) });
+    rows.push({
+      sequences: n,
+      "direct tok/s": tps(d),
+      "backend tok/s": tps(b),
+      ratio: tps(b) / tps(d),
+      // Same seeds and sampling on both sides: the token totals should (nearly) match.
+      "direct tokens": d.tokens,
+      "backend tokens": b.tokens,
+    });
   }
   const bestDirectN = SEQUENCE_COUNTS.reduce((a, n) =>
     tps(best(directRuns.get(n) ?? [])) > tps(best(directRuns.get(a) ?? [])) ? n : a,
@@ -145,6 +153,8 @@ try {
     "direct tok/s": tps(bestDirect),
     "backend tok/s": tps(backendDefault),
     ratio: tps(backendDefault) / tps(bestDirect),
+    "direct tokens": bestDirect.tokens,
+    "backend tokens": backendDefault.tokens,
   });
   printTable(`llama.cpp generation, ${REQUESTS} requests × ${MAX_TOKENS} tokens, ${THREADS} thread(s)`, rows);
   const path = await writeResult("llama-direct", {

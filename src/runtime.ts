@@ -30,6 +30,8 @@ export interface EngineOptions {
   timeoutMs?: number | undefined;
   maxAttempts?: number | undefined;
   threads?: number | undefined;
+  /** Request and batch lease length (ms); shorter means faster takeover after a crash. */
+  leaseMs?: number | undefined;
 }
 
 export interface Runtime {
@@ -96,7 +98,7 @@ export async function openRuntime(
   const logger = options.logger ?? createLogger(common.logLevel);
   await mkdir(common.dataDir, { recursive: true });
   const store = await openStore(common.store);
-  const blobs: BlobStore = options.blobs ?? openBlobStore(common.blobs, common.dataDir);
+  const blobs: BlobStore = options.blobs ?? (await openBlobStore(common.blobs, common.dataDir));
   const events = new EventBus((err) => logger.warn("event listener failed", { error: err as Error }));
   const ctx: AppContext = { store, blobs, limits: common.limits, events, logger };
   let router: Router | undefined;
@@ -106,6 +108,7 @@ export async function openRuntime(
     const { routes, maxAttempts } = await resolveRoutes(engine);
     router = new Router(routes, backendFactory(engine, common.dataDir, logger));
     worker = new Worker(ctx, router, {
+      ...(engine.leaseMs !== undefined ? { leaseMs: engine.leaseMs } : {}),
       ...(options.worker ?? {}),
       retry: {
         ...DEFAULT_RETRY_POLICY,

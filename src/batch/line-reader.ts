@@ -13,7 +13,7 @@ const LF = 0x0a;
 const CR = 0x0d;
 
 export async function* readLines(
-  source: AsyncIterable<Buffer | string>,
+  source: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
   maxLineBytes: number,
 ): AsyncGenerator<RawLine> {
   let parts: Buffer[] = [];

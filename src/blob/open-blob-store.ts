@@ -8,12 +8,18 @@
 import { join } from "node:path";
 import type { BlobStore } from "./blob-store.js";
 import { LocalBlobStore } from "./local-blob-store.js";
-import { S3BlobStore, type S3Connection } from "./s3-blob-store.js";
+import type { S3Connection } from "./s3-blob-store.js";
 
 export type BlobEnv = Readonly<Record<string, string | undefined>>;
 
-export function openBlobStore(spec: string | undefined, dataDir: string, env: BlobEnv = process.env): BlobStore {
+export async function openBlobStore(
+  spec: string | undefined,
+  dataDir: string,
+  env: BlobEnv = process.env,
+): Promise<BlobStore> {
   if (spec?.startsWith("s3://")) {
+    // Loaded only when used: the AWS SDK adds ~25 MB to every process that imports it.
+    const { S3BlobStore } = await import("./s3-blob-store.js");
     const [bucket = "", ...prefix] = spec.slice("s3://".length).split("/");
     return new S3BlobStore({ ...s3ConnectionFromEnv(env), bucket, prefix: prefix.filter((p) => p !== "").join("/") });
   }

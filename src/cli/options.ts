@@ -12,6 +12,7 @@ export interface EngineCliFlags {
   timeoutMs?: string;
   maxAttempts?: string;
   threads?: string;
+  leaseMs?: string;
 }
 
 export function addCommonOptions(cmd: Command): Command {
@@ -29,7 +30,8 @@ export function addEngineOptions(cmd: Command): Command {
     .option("--model <spec>", "embedded model when no backend is configured: path, demo, hf:… or URL")
     .option("--threads <n>", "CPU threads for the embedded engine")
     .option("--timeout-ms <ms>", "per-request timeout for HTTP backends", undefined)
-    .option("--max-attempts <n>", "attempts per request, the first included (default 5)");
+    .option("--max-attempts <n>", "attempts per request, the first included (default 5)")
+    .option("--lease-ms <ms>", "advanced: how long a claimed request stays leased without renewal (default 60000)");
 }
 
 const optionalNumber = (v: string | undefined) => (v === undefined ? undefined : Number(v));
@@ -42,5 +44,6 @@ export function engineFromFlags(flags: EngineCliFlags, env: NodeJS.ProcessEnv = 
     timeoutMs: optionalNumber(flags.timeoutMs),
     maxAttempts: optionalNumber(flags.maxAttempts),
     threads: optionalNumber(flags.threads),
+    leaseMs: optionalNumber(flags.leaseMs),
   };
 }

@@ -33,7 +33,7 @@ export interface RequestInsertRow {
 
 export const sqliteCapabilities: DialectCapabilities = {
   name: "sqlite",
-  insertChunkRows: 2000,
+  insertChunkRows: 500,
   // SQLite serializes writers, and the claim is one UPDATE … WHERE key IN (SELECT …): nothing to lock.
   lockForClaim: (qb) => qb,
 };

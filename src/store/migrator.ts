@@ -2,9 +2,11 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from "kysely";
 import { SluiceError } from "../errors.js";
 import * as m001 from "./migrations/001-initial.js";
+import * as m002 from "./migrations/002-security.js";
 
 const migrations: Record<string, Migration> = {
   "001-initial": m001,
+  "002-security": m002,
 };
 
 class StaticProvider implements MigrationProvider {

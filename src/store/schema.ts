@@ -8,6 +8,11 @@ export interface TenantTable {
   id: string;
   name: string;
   created_at: number;
+  /** Per-tenant overrides of the configured limits; null = the configured default. */
+  max_file_bytes: number | null;
+  max_batch_lines: number | null;
+  max_concurrent_batches: number | null;
+  max_enqueued_tokens: number | null;
 }
 
 export interface ApiKeyTable {
@@ -30,6 +35,9 @@ export interface FileTable {
   expires_at: number | null;
   status: string;
   blob_key: string;
+  /** Non-blank lines and estimated input tokens, counted while the upload streamed (null: unknown). */
+  line_count: number | null;
+  token_estimate: number | null;
 }
 
 export interface BatchTable {
@@ -66,6 +74,8 @@ export interface BatchTable {
   /** Worker holding the batch-level lease for validation or finalization. */
   owner: string | null;
   owner_expires_ms: number | null;
+  /** Estimated input tokens of the batch (from its input file), counted against the tenant's limit. */
+  token_estimate: number;
 }
 
 export interface RequestTable {
@@ -106,6 +116,16 @@ export interface AuditTable {
   at: number;
 }
 
+/** A data key (AES-256), wrapped by a master key; deleting the row crypto-shreds its data. */
+export interface DataKeyTable {
+  /** Id of the file or batch the key encrypts. */
+  id: string;
+  master_key_id: string;
+  /** base64(nonce ‖ ciphertext ‖ tag) */
+  wrapped: string;
+  created_at: number;
+}
+
 export interface Database {
   tenants: TenantTable;
   api_keys: ApiKeyTable;
@@ -113,4 +133,5 @@ export interface Database {
   batches: BatchTable;
   requests: RequestTable;
   audit_log: AuditTable;
+  data_keys: DataKeyTable;
 }

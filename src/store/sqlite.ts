@@ -15,6 +15,6 @@ export function openSqlite(options: SqliteOptions): Kysely<Schema> {
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("busy_timeout = 10000");
   sqlite.pragma("foreign_keys = ON");
-  sqlite.pragma("cache_size = -32000");
+  sqlite.pragma("cache_size = -16000");
   return new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
 }

@@ -29,20 +29,20 @@ describe("openBlobStore", () => {
   });
 
   it("defaults to <dataDir>/blobs", async () => {
-    const blobs = openBlobStore(undefined, dataDir, {});
+    const blobs = await openBlobStore(undefined, dataDir, {});
     expect(blobs).toBeInstanceOf(LocalBlobStore);
     await blobs.put("t1/a", Readable.from([Buffer.from("hi")]));
     expect(existsSync(join(dataDir, "blobs", "t1", "a"))).toBe(true);
   });
 
   it("uses a given local folder", async () => {
-    const blobs = openBlobStore(join(dataDir, "elsewhere"), dataDir, {});
+    const blobs = await openBlobStore(join(dataDir, "elsewhere"), dataDir, {});
     await blobs.put("k", Readable.from([Buffer.from("hi")]));
     expect(existsSync(join(dataDir, "elsewhere", "k"))).toBe(true);
   });
 
   it("opens S3 for s3://bucket/prefix, and the object is readable by its s3:// URL", async () => {
-    const blobs = openBlobStore(`s3://${server.bucket}/sluice/blobs/`, dataDir, server.env);
+    const blobs = await openBlobStore(`s3://${server.bucket}/sluice/blobs/`, dataDir, server.env);
     expect(blobs).toBeInstanceOf(S3BlobStore);
     try {
       await blobs.put("t1/file-x", Readable.from([Buffer.from("line 1\nline 2\n")]));

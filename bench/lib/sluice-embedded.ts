@@ -1,0 +1,136 @@
+/**
+ * Sluice in embedded mode, in this process, as `sluice run INPUT -o OUTPUT --backend URL` runs it:
+ * an SQLite store in a work folder, the input stored as a file, a batch created, the default
+ * worker started, the output written in input order once the batch is terminal. Running it
+ * in-process lets a benchmark time each phase and read this process's CPU per phase.
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createBatch } from "../../src/batch/batch-service.js";
+import type { BatchStatus } from "../../src/batch/lifecycle.js";
+import { isTerminal } from "../../src/batch/lifecycle.js";
+import { finishedLines } from "../../src/batch/result-stream.js";
+import { DEFAULT_LIMITS } from "../../src/config.js";
+import type { WorkerOptions } from "../../src/dispatch/worker.js";
+import { newFileId } from "../../src/ids.js";
+import { silentLogger } from "../../src/logger.js";
+import { openRuntime } from "../../src/runtime.js";
+import { getBatch } from "../../src/store/batches.js";
+import { insertFile } from "../../src/store/files.js";
+import { DEFAULT_TENANT, nowSeconds } from "../../src/store/tenants.js";
+
+export interface EmbeddedRunOptions {
+  inputPath: string;
+  outputPath: string;
+  /** OpenAI-compatible base URL. */
+  backend: string;
+  /** Empty folder for the store and blobs. */
+  workDir: string;
+  /** Worker overrides; absent = the defaults `sluice run` uses. */
+  worker?: Partial<WorkerOptions>;
+}
+
+export interface Phase {
+  ms: number;
+  cpuMicros: number;
+}
+
+export interface EmbeddedRunResult {
+  status: string;
+  completed: number;
+  failed: number;
+  /** Store + blob + batch creation, validation and ingest (until in_progress). */
+  ingest: Phase;
+  /** in_progress → finalizing: claim, call, checkpoint. */
+  dispatch: Phase;
+  /** finalizing → terminal, then writing OUTPUT. */
+  finalize: Phase;
+  total: Phase;
+  /** The flow controller's limit each time it changed: [ms since dispatch began, limit]. */
+  limits: [number, number][];
+}
+
+interface Mark {
+  at: number;
+  cpu: number;
+}
+
+const mark = (): Mark => {
+  const u = process.cpuUsage();
+  return { at: performance.now(), cpu: u.user + u.system };
+};
+const span = (a: Mark, b: Mark): Phase => ({ ms: b.at - a.at, cpuMicros: b.cpu - a.cpu });
+
+export async function runEmbedded(o: EmbeddedRunOptions): Promise<EmbeddedRunResult> {
+  const start = mark();
+  const rt = await openRuntime(
+    {
+      dataDir: o.workDir,
+      store: { kind: "sqlite", path: join(o.workDir, "sluice.db") },
+      logLevel: "silent",
+      limits: DEFAULT_LIMITS,
+    },
+    { engine: { backend: o.backend }, logger: silentLogger, ...(o.worker ? { worker: o.worker } : {}) },
+  );
+  try {
+    const marks = new Map<BatchStatus, Mark>();
+    const limits: [number, number][] = [];
+    let terminal: (() => void) | undefined;
+    const ended = new Promise<void>((resolve) => {
+      terminal = resolve;
+    });
+    rt.ctx.events.on("batch.status", (e) => {
+      marks.set(e.status, mark());
+      if (isTerminal(e.status)) terminal?.();
+    });
+    rt.ctx.events.on("backend.limit", (e) => {
+      const t0 = marks.get("in_progress")?.at ?? start.at;
+      limits.push([Math.round(performance.now() - t0), e.limit]);
+    });
+
+    const fileId = newFileId();
+    const blobKey = `files/${DEFAULT_TENANT}/${fileId}`;
+    const { bytes } = await rt.ctx.blobs.put(blobKey, createReadStream(o.inputPath));
+    await insertFile(rt.ctx.store, {
+      id: fileId,
+      tenant_id: DEFAULT_TENANT,
+      purpose: "batch",
+      filename: "input.jsonl",
+      bytes,
+      created_at: nowSeconds(),
+      expires_at: null,
+      status: "processed",
+      blob_key: blobKey,
+    });
+    const batch = await createBatch(rt.ctx, {
+      tenantId: DEFAULT_TENANT,
+      inputFileId: fileId,
+      endpoint: "/v1/chat/completions",
+      completionWindow: "24h",
+    });
+    rt.worker?.start();
+    await ended;
+    const b = await getBatch(rt.ctx.store, DEFAULT_TENANT, batch.id);
+    async function* lines() {
+      for await (const l of finishedLines(rt.ctx.store, batch.id)) yield l.text;
+    }
+    await pipeline(Readable.from(lines()), createWriteStream(o.outputPath));
+    const end = mark();
+    const inProgress = marks.get("in_progress") ?? end;
+    const finalizing = marks.get("finalizing") ?? end;
+    return {
+      status: b?.status ?? "missing",
+      completed: Number(b?.completed ?? 0),
+      failed: Number(b?.failed ?? 0),
+      ingest: span(start, inProgress),
+      dispatch: span(inProgress, finalizing),
+      finalize: span(finalizing, end),
+      total: span(start, end),
+      limits,
+    };
+  } finally {
+    await rt.close();
+  }
+}
