@@ -20,11 +20,11 @@ import { printTable, type Row, writeResult } from "./lib/report.js";
 import { runEmbedded } from "./lib/sluice-embedded.js";
 
 const preset = pickSize({
-  quick: { requests: 1500, slots: 16, maxQueue: 4 },
-  full: { requests: 10_000, slots: 16, maxQueue: 4 },
+  quick: { requests: 1000, slots: 32, maxQueue: 4, halfN: false },
+  full: { requests: 8000, slots: 32, maxQueue: 4, halfN: true },
 });
 const N = preset.slots;
-const SIM: SimOptions = { slots: N, stepMs: 2, prefillMsPerToken: 0.1, minOut: 10, maxOut: 40, seed: 7 };
+const SIM: SimOptions = { slots: N, stepMs: 10, prefillMsPerToken: 0.1, minOut: 10, maxOut: 40, seed: 7 };
 
 interface Measured {
   client: string;
@@ -46,7 +46,7 @@ async function measureSluice(sim: SimProcess, dir: string, inputPath: string, ta
     backend: `${sim.url}/v1`,
     workDir: join(dir, `work-${tag}`),
   });
-  const gauges = await sampling();
+  const gauges = await sampling(preset.requests);
   const stats = await sim.stats();
   return {
     client: "sluice (default)",
@@ -70,7 +70,7 @@ async function measurePlain(sim: SimProcess, dir: string, inputPath: string, con
     concurrency,
     maxAttempts: 50,
   });
-  const gauges = await sampling();
+  const gauges = await sampling(preset.requests);
   const stats = await sim.stats();
   return {
     client: `plain c=${concurrency}`,
@@ -86,13 +86,16 @@ async function measurePlain(sim: SimProcess, dir: string, inputPath: string, con
 const throughput = (m: Measured) => (m.stats.makespanMs > 0 ? m.stats.requestsServed / (m.stats.makespanMs / 1000) : 0);
 
 function rows(ms: Measured[]): Row[] {
-  const bestPlain = Math.max(...ms.filter((m) => m.client.startsWith("plain")).map(throughput));
+  const plain = ms.filter((m) => m.client.startsWith("plain"));
+  const bestPlain = Math.max(...plain.map(throughput));
+  const bestSteady = Math.max(...plain.map((m) => m.gauges.steadyRate));
   return ms.map((m) => ({
     client: m.client,
     served: m.served,
     failed: m.failed,
     "req/s": round(throughput(m), 1),
     "vs best plain": round(throughput(m) / bestPlain),
+    "steady vs best": round(m.gauges.steadyRate / bestSteady),
     efficiency: round(m.stats.efficiency),
     utilization: round(m.stats.utilization),
     "mean queue": round(m.gauges.meanQueued, 1),
@@ -111,7 +114,7 @@ await withScratch("efficiency", async (dir) => {
   const unbounded: Measured[] = [];
   try {
     unbounded.push(await measureSluice(open, dir, inputPath, "open"));
-    for (const c of [N / 2, N, 2 * N, 4 * N]) unbounded.push(await measurePlain(open, dir, inputPath, c));
+    for (const c of preset.halfN ? [N / 2, N, 2 * N, 4 * N] : [N, 2 * N, 4 * N]) unbounded.push(await measurePlain(open, dir, inputPath, c));
   } finally {
     await open.stop();
   }

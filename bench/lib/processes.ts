@@ -103,26 +103,51 @@ export interface GaugeSummary {
   meanQueued: number;
   /** Fraction of samples with requests waiting in the simulator's queue. */
   queuedShare: number;
+  /**
+   * Requests served per second between the moments 20 % and 90 % of `total` had been served:
+   * the steady state, without the start-up ramp and the end-of-run tail. NaN when too few samples.
+   */
+  steadyRate: number;
+}
+
+interface GaugeSample {
+  at: number;
+  served: number;
+  running: number;
+  queued: number;
+}
+
+/** Linear interpolation of the moment `served` first reached `target`. */
+function momentServed(samples: readonly GaugeSample[], target: number): number {
+  for (let i = 1; i < samples.length; i++) {
+    const a = samples[i - 1] as GaugeSample;
+    const b = samples[i] as GaugeSample;
+    if (b.served >= target && b.served > a.served) return a.at + ((target - a.served) / (b.served - a.served)) * (b.at - a.at);
+  }
+  return Number.NaN;
 }
 
 /**
- * Polls the simulator's live gauges every `intervalMs` until the returned function is called.
- * Samples start at the first one with work running or queued, so idle start-up is not averaged in.
+ * Polls the simulator's live gauges every `intervalMs` until the returned function is called with
+ * the run's request count. Samples start at the first one with work running or queued, so idle
+ * start-up is not averaged in.
  */
-export function sampleGauges(sim: SimProcess, intervalMs = 50): () => Promise<GaugeSummary> {
-  const seen: { running: number; queued: number }[] = [];
+export function sampleGauges(sim: SimProcess, intervalMs = 50): (total: number) => Promise<GaugeSummary> {
+  const seen: GaugeSample[] = [];
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
       const s = await sim.stats().catch(() => undefined);
       if (s !== undefined && (seen.length > 0 || s.running + s.queued > 0))
-        seen.push({ running: s.running, queued: s.queued });
+        seen.push({ at: performance.now(), served: s.requestsServed, running: s.running, queued: s.queued });
       await new Promise((r) => setTimeout(r, intervalMs));
     }
   })();
-  return async () => {
+  return async (total: number) => {
     stopped = true;
     await loop;
+    const t20 = momentServed(seen, total * 0.2);
+    const t90 = momentServed(seen, total * 0.9);
     // Trailing idle samples (after the last completion) are not part of the run either.
     while (seen.length > 0 && (seen.at(-1)?.running ?? 0) + (seen.at(-1)?.queued ?? 0) === 0) seen.pop();
     const n = Math.max(1, seen.length);
@@ -131,6 +156,7 @@ export function sampleGauges(sim: SimProcess, intervalMs = 50): () => Promise<Ga
       meanRunning: seen.reduce((a, s) => a + s.running, 0) / n,
       meanQueued: seen.reduce((a, s) => a + s.queued, 0) / n,
       queuedShare: seen.filter((s) => s.queued > 0).length / n,
+      steadyRate: (total * 0.7) / ((t90 - t20) / 1000),
     };
   };
 }

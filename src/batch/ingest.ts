@@ -5,6 +5,7 @@
  * the store's unique index, not an in-memory set.
  */
 import type { BlobStore } from "../blob/blob-store.js";
+import { rowCipher } from "../crypto/row-cipher.js";
 import type { RequestInsertRow } from "../store/dialect.js";
 import { insertRequestChunk } from "../store/requests/insert.js";
 import type { Store } from "../store/store.js";
@@ -71,6 +72,7 @@ export async function ingestBatchInput(
     }
   };
 
+  const cipher = await rowCipher(store, target.batchId);
   const input = await blobs.get(target.blobKey, signal ? { signal } : {});
   try {
     for await (const raw of readLines(input, limits.maxLineBytes)) {
@@ -108,7 +110,7 @@ export async function ingestBatchInput(
         line: raw.line,
         custom_id: result.customId,
         model: result.model,
-        body: result.body,
+        body: cipher.seal("body", raw.line, result.body),
         status: "pending",
         prefix_key: null,
       });

@@ -13,8 +13,13 @@
  *                 stays bounded;
  *   overload    — 429/503 or timeouts: multiplicative decrease (×0.7), at most once per window.
  *
- * The floor is the lowest window median seen, drifting up slowly (so a workload change is
- * re-learned). Limits stay within [minLimit, maxLimit] (maxLimit: a configured or known cap).
+ *   probe       — every `probeEvery` windows, one window runs at ¾ of the limit (below the
+ *                 slots, so nothing queues) to re-measure the floor: a floor that only ever
+ *                 tracked recent windows would drift up with the standing queue and run away.
+ *                 A probe that finds a higher floor (longer prompts, a slower model) raises it
+ *                 by at most 25% and probes again soon, so a changed workload is re-learned.
+ *
+ * Limits stay within [minLimit, maxLimit] (maxLimit: a configured or known cap).
  */
 
 export interface FlowOptions {
@@ -28,6 +33,8 @@ export interface FlowOptions {
   /** Samples per window at least, and the most time a window may take. */
   minWindowSamples: number;
   maxWindowMs: number;
+  /** Windows between floor probes. */
+  probeEvery: number;
 }
 
 export const DEFAULT_FLOW_OPTIONS: FlowOptions = {
@@ -38,6 +45,7 @@ export const DEFAULT_FLOW_OPTIONS: FlowOptions = {
   smoothing: 0.3,
   minWindowSamples: 8,
   maxWindowMs: 5_000,
+  probeEvery: 30,
 };
 
 export type CallSignal = "ok" | "overload" | "error";
@@ -59,6 +67,8 @@ export class FlowController {
   #overloads = 0;
   #windowStart: number;
   #peakInFlight = 0;
+  #windowsToProbe: number;
+  #probing = false;
   readonly #now: () => number;
   onChange: ((s: FlowSnapshot, reason: string) => void) | undefined;
 
@@ -67,10 +77,16 @@ export class FlowController {
     this.#limit = clamp(this.#o.initialLimit, this.#o.minLimit, this.#o.maxLimit);
     this.#now = now;
     this.#windowStart = now();
+    this.#windowsToProbe = this.#o.probeEvery;
   }
 
   get limit(): number {
     return Math.floor(this.#limit);
+  }
+
+  /** What may be in flight now: the limit, or ¾ of it during a probe window. */
+  #effectiveLimit(): number {
+    return this.#probing ? Math.max(this.#o.minLimit, Math.floor(this.#limit * 0.75)) : this.limit;
   }
 
   get inFlight(): number {
@@ -78,7 +94,7 @@ export class FlowController {
   }
 
   available(): number {
-    return Math.max(0, this.limit - this.#inFlight);
+    return Math.max(0, this.#effectiveLimit() - this.#inFlight);
   }
 
   snapshot(): FlowSnapshot {
@@ -96,7 +112,7 @@ export class FlowController {
     if (signal === "overload") this.#overloads++;
     else if (signal === "ok") this.#samples.push(latencyMs / (1 + outputTokens));
     const elapsed = this.#now() - this.#windowStart;
-    const enough = this.#samples.length + this.#overloads >= Math.max(this.#o.minWindowSamples, this.limit);
+    const enough = this.#samples.length + this.#overloads >= Math.max(this.#o.minWindowSamples, this.#effectiveLimit());
     if (enough || (elapsed >= this.#o.maxWindowMs && this.#samples.length + this.#overloads > 0)) this.#endWindow();
   }
 
@@ -108,8 +124,10 @@ export class FlowController {
     this.#overloads = 0;
     this.#windowStart = this.#now();
     // Only a window that kept the limit (nearly) full says anything about whether it is too low.
-    const busy = this.#peakInFlight >= Math.floor(this.limit * 0.9);
+    const busy = this.#peakInFlight >= Math.floor(this.#effectiveLimit() * 0.9);
     this.#peakInFlight = this.#inFlight;
+    const probed = this.#probing;
+    this.#probing = false;
     if (overloads > 0) {
       this.#phase = "avoidance";
       this.#set(this.#limit * 0.7, "overload");
@@ -117,8 +135,14 @@ export class FlowController {
     }
     if (samples.length === 0) return;
     const current = median(samples);
-    // Let the floor drift up 1% a window so a changed workload (longer prompts) is re-learned.
-    this.#floor = this.#floor === null ? current : Math.min(current, this.#floor * 1.01);
+    if (this.#floor === null || current < this.#floor) this.#floor = current;
+    else if (probed) {
+      // Nothing queued during a probe: a higher reading means the work itself got slower.
+      const raised = current > this.#floor * 1.05;
+      this.#floor = Math.min(current, this.#floor * 1.25);
+      this.#windowsToProbe = raised ? 3 : o.probeEvery;
+      return;
+    }
     const gradient = Math.min(1, this.#floor / current);
     if (this.#phase === "slow-start") {
       if (gradient >= 1 / (1 + o.tolerance)) {
@@ -128,8 +152,8 @@ export class FlowController {
       this.#phase = "avoidance";
     }
     const target = this.#limit * gradient + Math.sqrt(this.#limit);
-    if (!busy && target > this.#limit) return;
-    this.#set(this.#limit * (1 - o.smoothing) + target * o.smoothing, "gradient");
+    if (busy || target < this.#limit) this.#set(this.#limit * (1 - o.smoothing) + target * o.smoothing, "gradient");
+    if (--this.#windowsToProbe <= 0) this.#probing = true;
   }
 
   #set(limit: number, reason: string): void {

@@ -5,9 +5,13 @@ import type { BatchTable } from "./schema.js";
 import type { Store } from "./store.js";
 
 export type BatchRow = BatchTable;
+export type NewBatchRow = Omit<BatchRow, "token_estimate"> & { token_estimate?: number };
 
-export async function insertBatch(store: Store, row: BatchRow): Promise<void> {
-  await store.db.insertInto("batches").values(row).execute();
+export async function insertBatch(store: Store, row: NewBatchRow): Promise<void> {
+  await store.db
+    .insertInto("batches")
+    .values({ ...row, token_estimate: row.token_estimate ?? 0 })
+    .execute();
 }
 
 export async function getBatch(store: Store, tenantId: string, id: string): Promise<BatchRow | undefined> {

@@ -4,8 +4,11 @@ import type { FileTable } from "./schema.js";
 import type { Store } from "./store.js";
 
 export type FileRow = FileTable;
+/** Upload statistics may be unknown (files written before they were counted, or by `sluice run`). */
+export type NewFileRow = Omit<FileRow, "line_count" | "token_estimate"> &
+  Partial<Pick<FileRow, "line_count" | "token_estimate">>;
 
-export async function insertFile(store: Store, row: FileRow): Promise<void> {
+export async function insertFile(store: Store, row: NewFileRow): Promise<void> {
   await store.db.insertInto("files").values(row).execute();
 }
 

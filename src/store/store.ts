@@ -3,6 +3,8 @@
  * Store and expose domain operations; no driver or transaction type leaks past this folder.
  */
 import type { Kysely } from "kysely";
+import { createDataKeys, type DataKeys } from "../crypto/data-keys.js";
+import type { MasterKeyring } from "../crypto/master-keys.js";
 import { type DialectCapabilities, sqliteCapabilities } from "./dialect.js";
 import { migrateToLatest } from "./migrator.js";
 import type { Database } from "./schema.js";
@@ -12,6 +14,8 @@ import { ensureDefaultTenant } from "./tenants.js";
 export interface Store {
   readonly db: Kysely<Database>;
   readonly caps: DialectCapabilities;
+  /** Per-file and per-batch data keys (encryption at rest); disabled without a master key. */
+  readonly dataKeys: DataKeys;
   close(): Promise<void>;
 }
 
@@ -20,7 +24,12 @@ export type StoreLocation =
   /** `poolSize`: connections per process (default 10). */
   | { kind: "postgres"; url: string; poolSize?: number | undefined };
 
-export async function openStore(location: StoreLocation): Promise<Store> {
+export interface StoreOptions {
+  /** Master keys wrapping the data keys; absent = data stored in plaintext. */
+  masterKeys?: MasterKeyring | undefined;
+}
+
+export async function openStore(location: StoreLocation, options: StoreOptions = {}): Promise<Store> {
   let db: Kysely<Database>;
   let caps: DialectCapabilities;
   if (location.kind === "sqlite") {
@@ -35,6 +44,7 @@ export async function openStore(location: StoreLocation): Promise<Store> {
   const store: Store = {
     db,
     caps,
+    dataKeys: createDataKeys(db, options.masterKeys),
     async close() {
       if (closed) return;
       closed = true;

@@ -45,6 +45,7 @@ const batch = (id: string, o: Partial<BatchRow> = {}): BatchRow => ({
   end_status: null,
   owner: null,
   owner_expires_ms: null,
+  token_estimate: 0,
   ...o,
 });
 

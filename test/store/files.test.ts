@@ -19,6 +19,8 @@ const file = (id: string, o: Partial<FileRow> = {}): FileRow => ({
   expires_at: null,
   status: "processed",
   blob_key: `t1/${id}`,
+  line_count: null,
+  token_estimate: null,
   ...o,
 });
 

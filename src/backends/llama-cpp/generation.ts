@@ -134,8 +134,7 @@ export async function generate(
   const generated: Token[] = [];
   let sampled = 0;
   let finishReason: "stop" | "length" = "length";
-  let stopAt = -1;
-  let checkedUpTo = 0;
+  let stoppedByString = false;
   const options = evaluateOptions(model, job.sampling, job, generated);
   for await (const token of sequence.evaluate(prompt.slice(cachedTokens), options)) {
     job.signal.throwIfAborted();
@@ -145,19 +144,16 @@ export async function generate(
       break;
     }
     generated.push(token);
-    if (stops.hasStrings) {
-      const text = model.detokenize(generated, false);
-      stopAt = stops.find(text, checkedUpTo);
-      checkedUpTo = text.length;
-      if (stopAt >= 0) {
-        finishReason = "stop";
-        break;
-      }
+    if (stops.hasStrings && stops.endsInStop(generated)) {
+      finishReason = "stop";
+      stoppedByString = true;
+      break;
     }
     if (sampled >= maxTokens) break;
   }
   let text = model.detokenize(generated, false);
-  if (stopAt >= 0) text = text.slice(0, stopAt);
+  // The text ends at the first stop string; it only just appeared, so it is the first one.
+  if (stoppedByString) text = text.slice(0, Math.max(0, stops.firstIndex(text)));
   if (job.grammar?.trimWhitespaceSuffix) text = text.trimEnd();
   return { text, finishReason, promptTokens: prompt.length, cachedTokens, completionTokens: sampled };
 }

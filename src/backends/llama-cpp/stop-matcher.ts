@@ -44,15 +44,21 @@ export class StopMatcher {
   }
 
   /**
-   * Index of the earliest stop string in `text`, or -1. `checkedUpTo` is how much of `text` was
-   * already searched, so each call only looks at the tail that could contain a new match.
+   * Whether the generation so far ends in a stop string. Only the last tokens are decoded: enough
+   * to hold the longest stop string even at 4 byte-tokens per character, so a long answer costs
+   * linear, not quadratic, detokenizing.
    */
-  find(text: string, checkedUpTo: number): number {
-    // Slack of 3: an incomplete UTF-8 tail decodes as up to 3 U+FFFD that later collapse into one.
-    const from = Math.max(0, checkedUpTo - this.#longest - 3);
+  endsInStop(generated: readonly Token[]): boolean {
+    const window = 4 * this.#longest + 4;
+    const tail = this.#model.detokenize(generated.slice(-window), false, generated.slice(-window - 8, -window));
+    return this.#strings.some((s) => tail.includes(s));
+  }
+
+  /** Index of the earliest stop string in `text`, or -1. */
+  firstIndex(text: string): number {
     let best = -1;
     for (const s of this.#strings) {
-      const at = text.indexOf(s, from);
+      const at = text.indexOf(s);
       if (at >= 0 && (best < 0 || at < best)) best = at;
     }
     return best;

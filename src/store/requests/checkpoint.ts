@@ -5,6 +5,7 @@
  * by the rows that were actually written. This is the exactly-once invariant for results.
  */
 import { sql } from "kysely";
+import { rowCiphers } from "../../crypto/row-cipher.js";
 import type { Store } from "../store.js";
 
 export type Outcome =
@@ -40,6 +41,10 @@ export async function checkpoint(
   nowMs = Date.now(),
 ): Promise<number> {
   if (outcomes.length === 0) return 0;
+  const ciphers = await rowCiphers(
+    store,
+    outcomes.map((o) => o.batchId),
+  );
   return store.db.transaction().execute(async (trx) => {
     const deltas = new Map<string, BatchDelta>();
     let written = 0;
@@ -61,6 +66,7 @@ export async function checkpoint(
           .set({ status: "pending", lease_owner: null, lease_expires_ms: null, attempts: sql`attempts - 1` })
           .executeTakeFirst();
       } else {
+        const cipher = ciphers.get(o.batchId);
         res = await fenced
           .set({
             status: o.kind,
@@ -68,8 +74,8 @@ export async function checkpoint(
             lease_expires_ms: null,
             response_status: o.responseStatus,
             request_id: o.requestId,
-            result: o.result,
-            error: o.error,
+            result: cipher ? cipher.seal("result", o.line, o.result) : o.result,
+            error: cipher ? cipher.seal("error", o.line, o.error) : o.error,
             input_tokens: o.usage?.inputTokens ?? null,
             output_tokens: o.usage?.outputTokens ?? null,
             cached_tokens: o.usage?.cachedTokens ?? null,

@@ -4,6 +4,7 @@
  * is locked with SKIP LOCKED on Postgres, so concurrent workers never take the same row.
  */
 import { sql } from "kysely";
+import { rowCipher } from "../../crypto/row-cipher.js";
 import type { Store } from "../store.js";
 
 export interface ClaimedRequest {
@@ -28,6 +29,7 @@ export interface ClaimOptions {
 export async function claimRequests(store: Store, o: ClaimOptions): Promise<ClaimedRequest[]> {
   if (o.limit <= 0) return [];
   const now = o.nowMs ?? Date.now();
+  const cipher = await rowCipher(store, o.batchId);
   const candidates = store.caps.lockForClaim(
     store.db
       .selectFrom("requests")
@@ -59,7 +61,7 @@ export async function claimRequests(store: Store, o: ClaimOptions): Promise<Clai
     line: r.line,
     customId: r.custom_id,
     model: r.model,
-    body: r.body,
+    body: cipher.open("body", r.line, r.body),
     attempt: Number(r.attempts),
   }));
 }

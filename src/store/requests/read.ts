@@ -1,4 +1,5 @@
 /** Reads terminal rows in input order, a page at a time (keyset on line): for output files. */
+import { rowCipher } from "../../crypto/row-cipher.js";
 import type { Store } from "../store.js";
 
 export interface FinishedRow {
@@ -17,7 +18,8 @@ export async function readFinishedPage(
   afterLine: number,
   pageSize: number,
 ): Promise<FinishedRow[]> {
-  return store.db
+  const cipher = await rowCipher(store, batchId);
+  const rows = await store.db
     .selectFrom("requests")
     .select(["line", "custom_id", "status", "response_status", "request_id", "result", "error"])
     .where("batch_id", "=", batchId)
@@ -26,4 +28,9 @@ export async function readFinishedPage(
     .orderBy("line")
     .limit(pageSize)
     .execute();
+  for (const r of rows) {
+    r.result = cipher.open("result", r.line, r.result);
+    r.error = cipher.open("error", r.line, r.error);
+  }
+  return rows;
 }

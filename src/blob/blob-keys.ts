@@ -1,0 +1,16 @@
+/**
+ * Blob key layout, in one place:
+ *   files/<tenant>/<file id>                    uploaded files
+ *   outputs/<tenant>/<batch id>/<kind>.jsonl    a batch's output and error files
+ * The encryption layer derives from a key the object whose data key encrypts the blob: the file,
+ * or for outputs, the batch (so deleting the batch shreds its outputs with its request rows).
+ */
+import { SluiceError } from "../errors.js";
+
+export const fileBlobKey = (tenantId: string, fileId: string) => `files/${tenantId}/${fileId}`;
+
+export function dataKeyOwner(blobKey: string): string {
+  const [kind, tenant, owner] = blobKey.split("/");
+  if ((kind === "files" || kind === "outputs") && tenant && owner) return owner;
+  throw new SluiceError("invalid_blob_key", `Blob key '${blobKey}' names no file or batch to encrypt it for.`);
+}

@@ -1,0 +1,146 @@
+/** `sluice run`: one-shot local batches, resumable after an interruption. */
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sluice } from "../helpers/cli.js";
+import { expectedContent, type FakeBackend, startFakeBackend } from "../helpers/fake-backend.js";
+import { chatLine } from "../helpers/server.js";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "sluice-run-"));
+});
+afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+async function input(name: string, lines: string[]): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, `${lines.join("\n")}\n`);
+  return path;
+}
+
+type Out = {
+  custom_id: string;
+  response: { status_code: number; body: { choices: { message: { content: string } }[] } } | null;
+  error: { code: string } | null;
+};
+async function readOut(path: string): Promise<Out[]> {
+  return (await readFile(path, "utf8"))
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Out);
+}
+
+describe("sluice run", () => {
+  let fake: FakeBackend;
+  beforeAll(async () => {
+    fake = await startFakeBackend((call) =>
+      call.customKey.includes("fail")
+        ? { kind: "status", status: 400 }
+        : { kind: "ok", delayMs: call.customKey.includes("slow") ? 30 : 0 },
+    );
+  });
+  afterAll(async () => fake.close());
+
+  it("runs a file and writes every line in input order", async () => {
+    const lines = Array.from({ length: 200 }, (_, i) => chatLine(`r${i}`, `run ${i}`));
+    const inPath = await input("ok.jsonl", lines);
+    const out = join(dir, "ok.out.jsonl");
+    const c = sluice(["run", inPath, "-o", out, "--backend", fake.url, "--work-dir", join(dir, "w-ok")]);
+    expect(await c.exited).toBe(0);
+    const got = await readOut(out);
+    expect(got.map((o) => o.custom_id)).toEqual(lines.map((_, i) => `r${i}`));
+    expect(got[7]?.response?.body.choices[0]?.message.content).toBe(
+      expectedContent({ messages: [{ content: "run 7" }] }),
+    );
+    expect(c.output()).toContain("200 succeeded, 0 failed");
+  });
+
+  it("exits 1 when lines failed, with the failures in the output", async () => {
+    const inPath = await input("some-fail.jsonl", [chatLine("a", "fine"), chatLine("b", "please fail")]);
+    const out = join(dir, "some-fail.out.jsonl");
+    const c = sluice(["run", inPath, "-o", out, "--backend", fake.url, "--work-dir", join(dir, "w-fail")]);
+    expect(await c.exited).toBe(1);
+    const got = await readOut(out);
+    expect(got.map((o) => [o.custom_id, o.response?.status_code])).toEqual([
+      ["a", 200],
+      ["b", 400],
+    ]);
+  });
+
+  it("exits 2 on an invalid file and prints the line numbers", async () => {
+    const inPath = await input("invalid.jsonl", [chatLine("a", "x"), "{oops", chatLine("a", "dup")]);
+    const c = sluice([
+      "run",
+      inPath,
+      "-o",
+      join(dir, "invalid.out"),
+      "--backend",
+      fake.url,
+      "--work-dir",
+      join(dir, "w-inv"),
+    ]);
+    expect(await c.exited).toBe(2);
+    expect(c.output()).toMatch(/line 2: invalid_json_line/);
+    expect(c.output()).toMatch(/line 3: duplicate_custom_id/);
+  });
+
+  it("gives a clear error for a missing input or a bad config", async () => {
+    const missing = sluice([
+      "run",
+      join(dir, "nope.jsonl"),
+      "-o",
+      join(dir, "x.out"),
+      "--backend",
+      fake.url,
+      "--work-dir",
+      join(dir, "w-miss"),
+    ]);
+    expect(await missing.exited).toBe(2);
+    expect(missing.output()).toContain("Input file not found");
+    const cfg = join(dir, "bad.yaml");
+    await writeFile(cfg, "routes:\n  - match: x\n    backends: []\n");
+    const inPath = await input("cfg.jsonl", [chatLine("a", "x")]);
+    const bad = sluice(["run", inPath, "-o", join(dir, "cfg.out"), "--config", cfg, "--work-dir", join(dir, "w-cfg")]);
+    expect(await bad.exited).toBe(2);
+    expect(bad.output()).toMatch(/Invalid config .*routes\.0\.backends/);
+  });
+
+  for (const signal of ["SIGINT", "SIGKILL"] as const) {
+    it(`resumes after ${signal}: a rerun continues where it stopped`, async () => {
+      const n = 400;
+      const lines = Array.from({ length: n }, (_, i) => chatLine(`s${i}`, `slow ${signal} ${i}`));
+      const inPath = await input(`resume-${signal}.jsonl`, lines);
+      const out = join(dir, `resume-${signal}.out.jsonl`);
+      const args = [
+        "run",
+        inPath,
+        "-o",
+        out,
+        "--backend",
+        fake.url,
+        "--work-dir",
+        join(dir, `w-${signal}`),
+        "--lease-ms",
+        "1000",
+      ];
+      const before = fake.calls.length;
+      const first = sluice(args);
+      const mine = () => [...fake.counts.keys()].filter((k) => k.includes(`slow ${signal} `)).length;
+      while (mine() < n / 3) await new Promise((r) => setTimeout(r, 10));
+      first.proc.kill(signal);
+      await first.exited;
+      const doneAtStop = mine();
+      expect(doneAtStop).toBeLessThan(n);
+      const second = sluice(args);
+      expect(await second.exited).toBe(0);
+      expect(second.output()).toContain("Resuming batch");
+      const got = await readOut(out);
+      expect(got.map((o) => o.custom_id)).toEqual(lines.map((_, i) => `s${i}`));
+      expect(got.every((o) => o.response?.status_code === 200)).toBe(true);
+      // Work done before the interruption was not redone: far fewer than 2n calls in total.
+      const calls = fake.calls.length - before;
+      expect(calls).toBeLessThan(n + n / 3);
+    });
+  }
+});

@@ -1,0 +1,108 @@
+import { describe, expect, it } from "vitest";
+import { FlowController } from "../../src/dispatch/flow-control.js";
+import { DEFAULT_RETRY_POLICY, decide, parseRetryAfter, retryDelay } from "../../src/dispatch/retry-policy.js";
+
+/**
+ * A closed-loop model of an engine with `slots` parallel slots: a request in flight when more
+ * than `slots` are in flight waits its turn, so its latency grows by inFlight/slots.
+ */
+function drive(slots: number, rounds: number, opts: { overloadAbove?: number; slowerAfter?: number } = {}) {
+  let now = 0;
+  const flow = new FlowController({}, () => now);
+  const limits: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const n = flow.available();
+    for (let i = 0; i < n; i++) flow.acquire();
+    const base = opts.slowerAfter !== undefined && r >= opts.slowerAfter ? 250 : 100;
+    const latency = base * Math.max(1, n / slots);
+    now += latency;
+    for (let i = 0; i < n; i++) {
+      const overload = opts.overloadAbove !== undefined && i >= opts.overloadAbove;
+      flow.release(overload ? "overload" : "ok", latency * (1 + (i % 7) / 50), 10);
+    }
+    limits.push(flow.limit);
+  }
+  return limits;
+}
+
+describe("adaptive concurrency", () => {
+  for (const slots of [8, 64, 256]) {
+    it(`finds and holds ${slots} slots without being told`, () => {
+      const limits = drive(slots, 120);
+      const settled = limits.slice(-40);
+      // Saturated (≥ slots in flight) but not flooding (a bounded queue of about √slots).
+      expect(Math.min(...settled)).toBeGreaterThanOrEqual(slots * 0.98);
+      expect(Math.max(...settled)).toBeLessThanOrEqual(slots + 3 * Math.sqrt(slots) + 2);
+      // Ramps fast: within a handful of windows of the start.
+      const firstSaturated = limits.findIndex((l) => l >= slots);
+      expect(firstSaturated).toBeLessThan(Math.ceil(Math.log2(slots)) + 4);
+    });
+  }
+
+  it("stays put over a long run (the floor does not drift with the standing queue)", () => {
+    const limits = drive(64, 600);
+    expect(Math.max(...limits.slice(-200))).toBeLessThanOrEqual(64 + 3 * 8 + 2);
+    expect(Math.min(...limits.slice(-200))).toBeGreaterThanOrEqual(48); // ¾ during probes
+  });
+
+  it("re-learns when the work itself gets slower (longer prompts, another model)", () => {
+    const limits = drive(32, 300, { slowerAfter: 100 });
+    const settled = limits.slice(-50);
+    expect(Math.min(...settled)).toBeGreaterThanOrEqual(24);
+    expect(Math.max(...settled)).toBeLessThanOrEqual(32 + 3 * Math.sqrt(32) + 2);
+    expect(limits.slice(-50).filter((l) => l >= 32).length).toBeGreaterThan(40);
+  });
+
+  it("backs off multiplicatively on 429/503", () => {
+    const limits = drive(1000, 30, { overloadAbove: 40 });
+    // The engine refuses beyond 40 concurrent: the limit must stay around it, not run away.
+    expect(Math.max(...limits.slice(-10))).toBeLessThan(120);
+  });
+
+  it("never exceeds a known cap", () => {
+    let now = 0;
+    const flow = new FlowController({ maxLimit: 16 }, () => now);
+    for (let r = 0; r < 50; r++) {
+      for (let i = 0; i < flow.limit; i++) flow.acquire();
+      now += 10;
+      const n = flow.inFlight;
+      for (let i = 0; i < n; i++) flow.release("ok", 10, 5);
+    }
+    expect(flow.limit).toBe(16);
+  });
+});
+
+describe("retry policy", () => {
+  const ok = {
+    kind: "response",
+    status: 200,
+    bodyText: "{}",
+    requestId: null,
+    usage: null,
+    retryAfterMs: null,
+  } as const;
+  it("classifies results", () => {
+    expect(decide(DEFAULT_RETRY_POLICY, ok, 1)).toEqual({ kind: "success" });
+    for (const status of [408, 429, 500, 502, 503, 504]) {
+      expect(decide(DEFAULT_RETRY_POLICY, { ...ok, status }, 1).kind).toBe("retry");
+    }
+    for (const status of [400, 401, 403, 404, 422])
+      expect(decide(DEFAULT_RETRY_POLICY, { ...ok, status }, 1).kind).toBe("final");
+    expect(decide(DEFAULT_RETRY_POLICY, { ...ok, status: 500 }, DEFAULT_RETRY_POLICY.maxAttempts).kind).toBe("final");
+    const reset = { kind: "failure", code: "connection_error", message: "x", retryable: true } as const;
+    expect(decide(DEFAULT_RETRY_POLICY, reset, 1).kind).toBe("retry");
+    expect(decide(DEFAULT_RETRY_POLICY, { ...reset, retryable: false }, 1).kind).toBe("final");
+  });
+  it("honours retry-after-ms before retry-after, and backs off with capped jitter", () => {
+    expect(parseRetryAfter("250", "9")).toBe(250);
+    expect(parseRetryAfter(undefined, "2")).toBe(2000);
+    expect(parseRetryAfter(undefined, new Date(Date.now() + 5000).toUTCString())).toBeGreaterThan(3000);
+    expect(parseRetryAfter(undefined, undefined)).toBeNull();
+    expect(retryDelay(DEFAULT_RETRY_POLICY, { ...ok, status: 429, retryAfterMs: 1234 }, 1)).toBe(1234);
+    const p = DEFAULT_RETRY_POLICY;
+    const e = { ...ok, status: 503 };
+    expect(retryDelay(p, e, 1, () => 0)).toBe(p.baseDelayMs / 2);
+    expect(retryDelay(p, e, 1, () => 1)).toBe(p.baseDelayMs);
+    expect(retryDelay(p, e, 30, () => 1)).toBe(p.maxDelayMs);
+  });
+});
