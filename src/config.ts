@@ -3,6 +3,7 @@
  * plain typed options. (The routing file, `--config`, is parsed in src/backends/route-config.ts.)
  */
 import { join, resolve } from "node:path";
+import { type MasterKeyring, masterKeysFromEnv } from "./crypto/master-keys.js";
 import type { LogLevel } from "./logger.js";
 import type { StoreLocation } from "./store/store.js";
 
@@ -17,6 +18,14 @@ export interface Limits {
   maxErrorsKept: number;
   /** Largest JSON request body on the API, bytes. */
   maxJsonBodyBytes: number;
+  /** Default per-tenant limits (a tenant's own overrides win; `sluice tenants limits`). */
+  maxConcurrentBatches: number;
+  /** Estimated input tokens of a tenant's unfinished batches, together. */
+  maxEnqueuedTokens: number;
+  /** API rate limit per key: a token bucket refilled at this rate (0 = off)… */
+  rateLimitPerSecond: number;
+  /** …holding at most this many requests. */
+  rateLimitBurst: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -25,6 +34,10 @@ export const DEFAULT_LIMITS: Limits = {
   maxLines: 10_000_000,
   maxErrorsKept: 1000,
   maxJsonBodyBytes: 1024 ** 2,
+  maxConcurrentBatches: 100,
+  maxEnqueuedTokens: 10_000_000_000,
+  rateLimitPerSecond: 100,
+  rateLimitBurst: 200,
 };
 
 export interface CommonOptions {
@@ -34,6 +47,8 @@ export interface CommonOptions {
   blobs?: string | undefined;
   logLevel: LogLevel;
   limits: Limits;
+  /** Master keys for encryption at rest (SLUICE_MASTER_KEY[_FILE]); absent = plaintext. */
+  masterKeys?: MasterKeyring | undefined;
 }
 
 export interface CommonFlags {
@@ -43,11 +58,13 @@ export interface CommonFlags {
   logLevel?: string | undefined;
 }
 
-const envNumber = (env: NodeJS.ProcessEnv, name: string, fallback: number): number => {
+const envNumber = (env: NodeJS.ProcessEnv, name: string, fallback: number, zeroOk = false): number => {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got '${raw}'`);
+  if (!Number.isFinite(n) || n < 0 || (n === 0 && !zeroOk)) {
+    throw new Error(`${name} must be a positive number, got '${raw}'`);
+  }
   return n;
 };
 
@@ -58,6 +75,10 @@ export function resolveLimits(env: NodeJS.ProcessEnv): Limits {
     maxLines: envNumber(env, "SLUICE_MAX_LINES", DEFAULT_LIMITS.maxLines),
     maxErrorsKept: DEFAULT_LIMITS.maxErrorsKept,
     maxJsonBodyBytes: DEFAULT_LIMITS.maxJsonBodyBytes,
+    maxConcurrentBatches: envNumber(env, "SLUICE_MAX_CONCURRENT_BATCHES", DEFAULT_LIMITS.maxConcurrentBatches),
+    maxEnqueuedTokens: envNumber(env, "SLUICE_MAX_ENQUEUED_TOKENS", DEFAULT_LIMITS.maxEnqueuedTokens),
+    rateLimitPerSecond: envNumber(env, "SLUICE_RATE_LIMIT_RPS", DEFAULT_LIMITS.rateLimitPerSecond, true),
+    rateLimitBurst: envNumber(env, "SLUICE_RATE_LIMIT_BURST", DEFAULT_LIMITS.rateLimitBurst),
   };
 }
 
@@ -77,5 +98,6 @@ export function resolveCommon(flags: CommonFlags, env: NodeJS.ProcessEnv = proce
     blobs: flags.blobs ?? env.SLUICE_BLOBS,
     logLevel,
     limits: resolveLimits(env),
+    masterKeys: masterKeysFromEnv(env),
   };
 }

@@ -62,13 +62,14 @@ export async function resolveRoutes(
   return { routes, maxAttempts: engine.maxAttempts ?? file?.retry?.max_attempts };
 }
 
-export function backendFactory(engine: EngineOptions, dataDir: string, logger: Logger) {
+export function backendFactory(engine: EngineOptions, logger: Logger) {
   return async (spec: BackendSpec): Promise<Backend> => {
     if (spec.engine === "llama-cpp") {
-      const { createLlamaCppBackend } = await import("./backends/llama-cpp/index.js");
+      const { createLlamaCppBackend, defaultModelCacheDir } = await import("./backends/llama-cpp/index.js");
       return createLlamaCppBackend({
         model: spec.model,
-        cacheDir: process.env.SLUICE_MODEL_CACHE ?? join(dataDir, "models"),
+        // One cache per user, not per data folder: a downloaded model serves every run.
+        cacheDir: process.env.SLUICE_MODEL_CACHE || defaultModelCacheDir(),
         ...(spec.threads !== undefined
           ? { threads: spec.threads }
           : engine.threads !== undefined
@@ -106,7 +107,7 @@ export async function openRuntime(
   if (options.worker !== false) {
     const engine = options.engine ?? {};
     const { routes, maxAttempts } = await resolveRoutes(engine);
-    router = new Router(routes, backendFactory(engine, common.dataDir, logger));
+    router = new Router(routes, backendFactory(engine, logger));
     worker = new Worker(ctx, router, {
       ...(engine.leaseMs !== undefined ? { leaseMs: engine.leaseMs } : {}),
       ...(options.worker ?? {}),

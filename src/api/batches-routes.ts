@@ -1,13 +1,15 @@
-/** OpenAI Batches API: create, retrieve, list, cancel. */
+/** OpenAI Batches API: create, retrieve, list, cancel; and delete (an extension, for ended batches). */
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { cancelBatch, createBatch } from "../batch/batch-service.js";
+import { deleteBatch } from "../batch/delete-batch.js";
 import { SUPPORTED_ENDPOINTS } from "../batch/endpoints.js";
 import type { AppContext } from "../context.js";
 import { notFound } from "../errors.js";
+import { recordAudit } from "../store/audit.js";
 import { getBatch, listBatches } from "../store/batches.js";
 import { batchObject, listObject } from "./serializers.js";
-import { parseBody, parseQuery } from "./validation.js";
+import { parseBody, parseId, parseQuery } from "./validation.js";
 
 const metadataSchema = z
   .record(z.string().max(64), z.string().max(512))
@@ -31,25 +33,40 @@ const listQuery = z.object({
 export function registerBatchRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.post("/v1/batches", async (request) => {
     const body = parseBody(createBody, request.body);
+    const { tenantId, keyId } = request.principal;
     const row = await createBatch(ctx, {
-      tenantId: request.principal.tenantId,
+      tenantId,
       inputFileId: body.input_file_id,
       endpoint: body.endpoint,
       completionWindow: body.completion_window,
       metadata: body.metadata,
       outputExpiresSeconds: body.output_expires_after?.seconds,
     });
+    await recordAudit(ctx.store, { tenantId, keyId, action: "batch.create", target: row.id });
     return batchObject(row);
   });
 
-  app.get<{ Params: { id: string } }>("/v1/batches/:id", async (request) => {
-    const row = await getBatch(ctx.store, request.principal.tenantId, request.params.id);
-    if (row === undefined) throw notFound("batch", request.params.id);
+  app.get("/v1/batches/:id", async (request) => {
+    const id = parseId("batch", request.params);
+    const row = await getBatch(ctx.store, request.principal.tenantId, id);
+    if (row === undefined) throw notFound("batch", id);
     return batchObject(row);
   });
 
-  app.post<{ Params: { id: string } }>("/v1/batches/:id/cancel", async (request) => {
-    return batchObject(await cancelBatch(ctx, request.principal.tenantId, request.params.id));
+  app.post("/v1/batches/:id/cancel", async (request) => {
+    const { tenantId, keyId } = request.principal;
+    const id = parseId("batch", request.params);
+    const row = await cancelBatch(ctx, tenantId, id);
+    await recordAudit(ctx.store, { tenantId, keyId, action: "batch.cancel", target: id });
+    return batchObject(row);
+  });
+
+  app.delete("/v1/batches/:id", async (request) => {
+    const { tenantId, keyId } = request.principal;
+    const id = parseId("batch", request.params);
+    await deleteBatch(ctx, tenantId, id);
+    await recordAudit(ctx.store, { tenantId, keyId, action: "batch.delete", target: id });
+    return { id, object: "batch", deleted: true };
   });
 
   app.get("/v1/batches", async (request) => {

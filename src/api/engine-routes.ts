@@ -13,17 +13,21 @@ import { isTerminal } from "../batch/lifecycle.js";
 import { finishedLines } from "../batch/result-stream.js";
 import type { AppContext } from "../context.js";
 import { notFound } from "../errors.js";
+import { recordAudit } from "../store/audit.js";
 import { getBatch } from "../store/batches.js";
 import { batchObject } from "./serializers.js";
-import { parseQuery } from "./validation.js";
+import { parseId, parseQuery } from "./validation.js";
 
 const outputQuery = z.object({ type: z.enum(["output", "error", "all"]).default("output") });
 
 export function registerEngineRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.get<{ Params: { id: string } }>("/v1/batches/:id/output", async (request, reply) => {
+  app.get("/v1/batches/:id/output", async (request, reply) => {
+    const { tenantId, keyId } = request.principal;
+    const id = parseId("batch", request.params);
     const { type } = parseQuery(outputQuery, request.query);
-    const batch = await getBatch(ctx.store, request.principal.tenantId, request.params.id);
-    if (batch === undefined) throw notFound("batch", request.params.id);
+    const batch = await getBatch(ctx.store, tenantId, id);
+    if (batch === undefined) throw notFound("batch", id);
+    await recordAudit(ctx.store, { tenantId, keyId, action: "batch.output.read", target: id });
     const abort = new AbortController();
     request.raw.on("close", () => abort.abort());
     async function* lines() {
@@ -34,10 +38,11 @@ export function registerEngineRoutes(app: FastifyInstance, ctx: AppContext): voi
     return reply.header("content-type", "application/jsonl").send(Readable.from(lines()));
   });
 
-  app.get<{ Params: { id: string } }>("/v1/batches/:id/events", async (request, reply) => {
+  app.get("/v1/batches/:id/events", async (request, reply) => {
     const { tenantId } = request.principal;
-    const first = await getBatch(ctx.store, tenantId, request.params.id);
-    if (first === undefined) throw notFound("batch", request.params.id);
+    const id = parseId("batch", request.params);
+    const first = await getBatch(ctx.store, tenantId, id);
+    if (first === undefined) throw notFound("batch", id);
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {

@@ -1,13 +1,18 @@
 /** OpenAI Files API: upload (streamed to the blob store), list, retrieve, delete, content. */
+import { pipeline } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
+import { fileBlobKey } from "../blob/blob-keys.js";
+import { LineStatsCounter } from "../batch/line-stats.js";
 import type { AppContext } from "../context.js";
 import { invalidRequest, notFound, SluiceError, tooLarge, unsupportedMediaType } from "../errors.js";
 import { newFileId } from "../ids.js";
+import { recordAudit } from "../store/audit.js";
 import { deleteFileRow, getFile, insertFile, listFiles } from "../store/files.js";
 import { nowSeconds } from "../store/tenants.js";
+import { tenantLimits } from "../tenancy/tenant-limits.js";
 import { fileObject, listObject } from "./serializers.js";
-import { parseQuery } from "./validation.js";
+import { parseId, parseQuery } from "./validation.js";
 
 const UPLOAD_PURPOSES = ["batch", "user_data", "fine-tune", "assistants", "vision", "evals"] as const;
 
@@ -18,19 +23,20 @@ const listQuery = z.object({
   after: z.string().max(128).optional(),
 });
 
-export const fileBlobKey = (tenantId: string, fileId: string) => `files/${tenantId}/${fileId}`;
+export { fileBlobKey };
 
 export function registerFileRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.post("/v1/files", async (request, reply) => {
     if (!request.isMultipart()) throw unsupportedMediaType("Uploads must be multipart/form-data with a 'file' part.");
     const { tenantId } = request.principal;
+    const { maxFileBytes } = await tenantLimits(ctx.store, tenantId, ctx.limits);
     const id = newFileId();
     const blobKey = fileBlobKey(tenantId, id);
     const fields: Record<string, string> = {};
-    let upload: { filename: string; bytes: number } | undefined;
+    let upload: { filename: string; bytes: number; lines: number; tokens: number } | undefined;
     try {
       const parts = request.parts({
-        limits: { fileSize: ctx.limits.maxFileBytes, files: 1, fields: 16, fieldSize: 4096, parts: 20 },
+        limits: { fileSize: maxFileBytes, files: 1, fields: 16, fieldSize: 4096, parts: 20 },
       });
       for await (const part of parts) {
         if (part.type === "file") {
@@ -38,9 +44,12 @@ export function registerFileRoutes(app: FastifyInstance, ctx: AppContext): void 
             part.file.resume();
             throw invalidRequest(`Unexpected file part '${part.fieldname}'; send the file as 'file'.`, part.fieldname);
           }
-          const { bytes } = await ctx.blobs.put(blobKey, part.file);
-          if (part.file.truncated) throw tooLarge(`File exceeds the ${ctx.limits.maxFileBytes}-byte limit.`, "file");
-          upload = { filename: safeFilename(part.filename), bytes };
+          // Lines and tokens are counted on the way to the blob store, for the limits at batch creation.
+          const counter = new LineStatsCounter();
+          pipeline(part.file, counter, () => {});
+          const { bytes } = await ctx.blobs.put(blobKey, counter);
+          if (part.file.truncated) throw tooLarge(`File exceeds the ${maxFileBytes}-byte limit.`, "file");
+          upload = { filename: safeFilename(part.filename), bytes, ...counter.stats };
         } else {
           fields[part.fieldname] = String(part.value);
         }
@@ -63,14 +72,16 @@ export function registerFileRoutes(app: FastifyInstance, ctx: AppContext): void 
         expires_at: expiresAt,
         status: "processed",
         blob_key: blobKey,
+        line_count: upload.lines,
+        token_estimate: upload.tokens,
       };
       await insertFile(ctx.store, row);
       return reply.send(fileObject(row));
     } catch (err) {
       await ctx.blobs.delete(blobKey).catch(() => {});
+      await ctx.store.dataKeys.destroy(id).catch(() => {});
       const code = (err as { code?: string }).code;
-      if (code === "FST_REQ_FILE_TOO_LARGE")
-        throw tooLarge(`File exceeds the ${ctx.limits.maxFileBytes}-byte limit.`, "file");
+      if (code === "FST_REQ_FILE_TOO_LARGE") throw tooLarge(`File exceeds the ${maxFileBytes}-byte limit.`, "file");
       if (err instanceof SluiceError) throw err;
       if (typeof code === "string" && code.startsWith("FST_")) throw err;
       throw invalidRequest(`Malformed multipart body: ${(err as Error).message}`);
@@ -84,29 +95,37 @@ export function registerFileRoutes(app: FastifyInstance, ctx: AppContext): void 
     return listObject(rows.slice(0, q.limit).map(fileObject), hasMore);
   });
 
-  app.get<{ Params: { id: string } }>("/v1/files/:id", async (request) => {
-    const row = await getFile(ctx.store, request.principal.tenantId, request.params.id);
-    if (row === undefined) throw notFound("file", request.params.id);
+  app.get("/v1/files/:id", async (request) => {
+    const id = parseId("file", request.params);
+    const row = await getFile(ctx.store, request.principal.tenantId, id);
+    if (row === undefined) throw notFound("file", id);
     return fileObject(row);
   });
 
-  app.delete<{ Params: { id: string } }>("/v1/files/:id", async (request) => {
-    const { tenantId } = request.principal;
-    const row = await getFile(ctx.store, tenantId, request.params.id);
-    if (row === undefined) throw notFound("file", request.params.id);
+  app.delete("/v1/files/:id", async (request) => {
+    const { tenantId, keyId } = request.principal;
+    const id = parseId("file", request.params);
+    const row = await getFile(ctx.store, tenantId, id);
+    if (row === undefined) throw notFound("file", id);
     await deleteFileRow(ctx.store, tenantId, row.id);
+    // Crypto-shredding: without its data key, any copy of the blob left behind is unreadable.
+    await ctx.store.dataKeys.destroy(row.id);
     await ctx.blobs.delete(row.blob_key);
+    await recordAudit(ctx.store, { tenantId, keyId, action: "file.delete", target: row.id });
     return { id: row.id, object: "file", deleted: true };
   });
 
-  app.get<{ Params: { id: string } }>("/v1/files/:id/content", async (request, reply) => {
-    const row = await getFile(ctx.store, request.principal.tenantId, request.params.id);
-    if (row === undefined) throw notFound("file", request.params.id);
+  app.get("/v1/files/:id/content", async (request, reply) => {
+    const { tenantId, keyId } = request.principal;
+    const id = parseId("file", request.params);
+    const row = await getFile(ctx.store, tenantId, id);
+    if (row === undefined) throw notFound("file", id);
     const stream = await ctx.blobs.get(row.blob_key);
+    await recordAudit(ctx.store, { tenantId, keyId, action: "file.download", target: row.id });
     return reply
       .header("content-type", "application/octet-stream")
       .header("content-length", String(row.bytes))
-      .header("content-disposition", `attachment; filename="${row.filename.replace(/"/g, "")}"`)
+      .header("content-disposition", contentDisposition(row.filename))
       .send(stream);
   });
 }
@@ -116,6 +135,18 @@ export function safeFilename(name: string | undefined): string {
   const base = (name ?? "upload").split(/[\\/]/).pop() ?? "upload";
   const clean = base.replace(/[\u0000-\u001f\u007f"]/g, "").slice(0, 255);
   return clean === "" || clean === "." || clean === ".." ? "upload" : clean;
+}
+
+/** ASCII fallback plus RFC 5987 `filename*` (header values must be Latin-1; names may be any Unicode). */
+function contentDisposition(name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  let encoded: string;
+  try {
+    encoded = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  } catch {
+    return `attachment; filename="${ascii}"`; // lone surrogates: the ASCII name only
+  }
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }
 
 function parseExpiresAfter(fields: Record<string, string>, created: number): number | null {

@@ -2,9 +2,11 @@
 import type { AppContext } from "../context.js";
 import { conflict, invalidRequest, notFound } from "../errors.js";
 import { newBatchId } from "../ids.js";
-import { type BatchRow, getBatch, insertBatch, transitionBatch } from "../store/batches.js";
+import { type BatchRow, getBatch, transitionBatch } from "../store/batches.js";
 import { getFile } from "../store/files.js";
 import { nowSeconds } from "../store/tenants.js";
+import { checkInputFile, insertBatchWithinQuota } from "../tenancy/batch-quota.js";
+import { tenantLimits } from "../tenancy/tenant-limits.js";
 import { parseCompletionWindow } from "./endpoints.js";
 import { CANCELLABLE } from "./lifecycle.js";
 
@@ -30,6 +32,8 @@ export async function createBatch(ctx: AppContext, input: CreateBatchInput): Pro
       "invalid_input_file",
     );
   }
+  const limits = await tenantLimits(ctx.store, input.tenantId, ctx.limits);
+  checkInputFile(file, limits);
   const created = nowSeconds();
   const row: BatchRow = {
     id: newBatchId(),
@@ -63,8 +67,9 @@ export async function createBatch(ctx: AppContext, input: CreateBatchInput): Pro
     end_status: null,
     owner: null,
     owner_expires_ms: null,
+    token_estimate: Number(file.token_estimate ?? 0),
   };
-  await insertBatch(ctx.store, row);
+  await insertBatchWithinQuota(ctx.store, row, limits);
   ctx.events.emit("batch.status", { batchId: row.id, tenantId: row.tenant_id, status: "validating", at: created });
   return row;
 }

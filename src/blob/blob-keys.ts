@@ -9,6 +9,11 @@ import { SluiceError } from "../errors.js";
 
 export const fileBlobKey = (tenantId: string, fileId: string) => `files/${tenantId}/${fileId}`;
 
+export const outputBlobKeys = (tenantId: string, batchId: string) => ({
+  output: `outputs/${tenantId}/${batchId}/output.jsonl`,
+  errors: `outputs/${tenantId}/${batchId}/errors.jsonl`,
+});
+
 export function dataKeyOwner(blobKey: string): string {
   const [kind, tenant, owner] = blobKey.split("/");
   if ((kind === "files" || kind === "outputs") && tenant && owner) return owner;

@@ -35,11 +35,11 @@ export class EncryptedBlobStore implements BlobStore {
     try {
       dataKey = await this.#key(key);
     } catch (err) {
-      body.destroy();
+      // Drain and drop the body so a writer waiting on it is not stuck; `ignore` stays attached.
+      body.resume();
       throw err;
-    } finally {
-      body.off("error", ignore);
     }
+    body.off("error", ignore);
     let bytes = 0;
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) {

@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { PassThrough } from "node:stream";
 import type { BatchStatus } from "../batch/lifecycle.js";
+import { outputBlobKeys } from "../blob/blob-keys.js";
 import { finishedLines } from "../batch/result-stream.js";
 import type { AppContext } from "../context.js";
 import type { BatchRow } from "../store/batches.js";
@@ -39,9 +40,9 @@ export async function finalizeBatch(
   owner: string,
   fromStatus: "finalizing" | "cancelling",
 ): Promise<BatchStatus> {
-  const prefix = `outputs/${batch.tenant_id}/${batch.id}`;
-  const out = openSink(ctx, `${prefix}/output.jsonl`);
-  const err = openSink(ctx, `${prefix}/errors.jsonl`);
+  const keys = outputBlobKeys(batch.tenant_id, batch.id);
+  const out = openSink(ctx, keys.output);
+  const err = openSink(ctx, keys.errors);
   try {
     for await (const line of finishedLines(ctx.store, batch.id)) {
       await write(line.target === "output" ? out : err, line.text);

@@ -112,3 +112,23 @@ export async function releaseBatchOwnership(store: Store, id: string, owner: str
 export async function deleteBatchRequests(store: Store, batchId: string): Promise<void> {
   await store.db.deleteFrom("requests").where("batch_id", "=", batchId).execute();
 }
+
+/** Deletes an ended batch and its request rows in one transaction; false when not found or not ended. */
+export async function deleteEndedBatch(
+  store: Store,
+  tenantId: string,
+  id: string,
+  ended: readonly BatchStatus[],
+): Promise<boolean> {
+  return store.db.transaction().execute(async (trx) => {
+    const res = await trx
+      .deleteFrom("batches")
+      .where("tenant_id", "=", tenantId)
+      .where("id", "=", id)
+      .where("status", "in", ended)
+      .executeTakeFirst();
+    if (Number(res.numDeletedRows) === 0) return false;
+    await trx.deleteFrom("requests").where("batch_id", "=", id).execute();
+    return true;
+  });
+}

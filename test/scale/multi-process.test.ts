@@ -151,7 +151,11 @@ describe.skipIf(postgres === undefined)("scaled deployment: API process + worker
     const n = 600;
     const batch = await submit("kill", n);
     // Every worker is pulling from the batch before one of them dies.
-    await until("all three workers to call the engine", () => ["w1", "w2", "w3"].every((t) => engine.callsBy(t) >= 10));
+    await until(
+      "all three workers to call the engine",
+      () => ["w1", "w2", "w3"].every((t) => engine.callsBy(t) >= 10),
+      () => JSON.stringify(["w1", "w2", "w3"].map((t) => [t, engine.callsBy(t), workers.get(t)?.proc.output()])),
+    );
     const victim = workers.get("w2") as RunningWorker;
     await victim.proc.kill9();
     const progress = await client.batches.retrieve(batch.id);
