@@ -2,6 +2,7 @@
 import type { FastifyError, FastifyInstance } from "fastify";
 import { SluiceError } from "../errors.js";
 import type { Logger } from "../logger.js";
+import { LimitError } from "../tenancy/limit-error.js";
 
 export interface ErrorEnvelope {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -43,6 +44,7 @@ export function installErrorHandling(app: FastifyInstance, logger: Logger): void
     const e = toSluiceError(err);
     if (e.status >= 500)
       logger.error("request failed", { requestId: request.id, url: request.url, error: err as Error });
+    if (e instanceof LimitError) void reply.headers(e.headers);
     void reply.status(e.status).type("application/json").send(envelope(e));
   });
   app.setNotFoundHandler((request, reply) => {

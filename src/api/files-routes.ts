@@ -2,8 +2,8 @@
 import { pipeline } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { fileBlobKey } from "../blob/blob-keys.js";
 import { LineStatsCounter } from "../batch/line-stats.js";
+import { fileBlobKey } from "../blob/blob-keys.js";
 import type { AppContext } from "../context.js";
 import { invalidRequest, notFound, SluiceError, tooLarge, unsupportedMediaType } from "../errors.js";
 import { newFileId } from "../ids.js";

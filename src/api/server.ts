@@ -7,10 +7,12 @@ import multipart from "@fastify/multipart";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { AppContext } from "../context.js";
 import { newRequestId } from "../ids.js";
+import { registerAdminRoutes } from "./admin-routes.js";
 import { installAuth } from "./auth.js";
 import { registerBatchRoutes } from "./batches-routes.js";
 import { installErrorHandling } from "./error-envelope.js";
 import { registerFileRoutes } from "./files-routes.js";
+import { installRateLimit } from "./rate-limit.js";
 
 export interface ApiOptions {
   envKey: string | undefined;
@@ -30,14 +32,17 @@ export async function buildApi(ctx: AppContext, options: ApiOptions): Promise<Fa
 
   app.addHook("onRequest", async (request, reply) => {
     void reply.header("x-request-id", request.id);
+    void reply.header("x-content-type-options", "nosniff");
   });
   installErrorHandling(app, ctx.logger);
   await app.register(multipart, { limits: { fileSize: ctx.limits.maxFileBytes, files: 1 } });
   installAuth(app, { store: ctx.store, envKey: options.envKey });
+  installRateLimit(app, { perSecond: ctx.limits.rateLimitPerSecond, burst: ctx.limits.rateLimitBurst });
 
   app.get("/health", async () => ({ status: "ok" }));
   registerFileRoutes(app, ctx);
   registerBatchRoutes(app, ctx);
+  registerAdminRoutes(app, ctx);
   for (const register of options.extraRoutes ?? []) register(app, ctx);
   return app;
 }

@@ -13,7 +13,11 @@ function parse<T extends z.ZodTypeAny>(schema: T, value: unknown): z.infer<T> {
 export const parseQuery = parse;
 export const parseBody = parse;
 
-const ID = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/);
+const ID = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_-]+$/);
 const idParams = z.object({ id: ID });
 
 /** An object id from the path; an id that cannot exist answers 404, like an unknown one. */

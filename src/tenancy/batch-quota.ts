@@ -19,7 +19,10 @@ const UNFINISHED = ["validating", "in_progress", "finalizing", "cancelling"];
 const noRetry = { "x-should-retry": "false" };
 
 /** Checks what the input file alone must satisfy. */
-export function checkInputFile(file: Pick<FileRow, "id" | "line_count" | "token_estimate">, limits: TenantLimits): void {
+export function checkInputFile(
+  file: Pick<FileRow, "id" | "line_count" | "token_estimate">,
+  limits: TenantLimits,
+): void {
   const lines = file.line_count === null ? null : Number(file.line_count);
   if (lines !== null && lines > limits.maxBatchLines) {
     throw new LimitError(
@@ -43,11 +46,7 @@ export async function insertBatchWithinQuota(store: Store, row: NewBatchRow, lim
   const tokens = row.token_estimate ?? 0;
   await store.db.transaction().execute(async (trx) => {
     // A no-op write that locks the tenant's row (PostgreSQL) or the database (SQLite) until commit.
-    await trx
-      .updateTable("tenants")
-      .set({ name: sql`name` })
-      .where("id", "=", row.tenant_id)
-      .execute();
+    await trx.updateTable("tenants").set({ name: sql`name` }).where("id", "=", row.tenant_id).execute();
     const active = await trx
       .selectFrom("batches")
       .select((eb) => [eb.fn.countAll<number>().as("n"), eb.fn.sum<number | null>("token_estimate").as("tokens")])

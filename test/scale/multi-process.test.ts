@@ -12,7 +12,7 @@
  * Nothing here waits on wall-clock time: a lease expiry is simulated by expiring the dead
  * worker's leases in the store (the clock jumping past `leaseMs`), and every wait polls state.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI, { toFile } from "openai";
@@ -27,6 +27,7 @@ import { ensureBuilt, type SluiceProcess, startApi, startWorker } from "./helper
 
 const postgres = STORES.find((k) => k.name === "postgres");
 const API_KEY = "sk-scale-test-0123456789";
+const SLOTS = 8;
 
 interface RunningWorker {
   proc: SluiceProcess;
@@ -65,8 +66,14 @@ describe.skipIf(postgres === undefined)("scaled deployment: API process + worker
   let client: OpenAI;
   const workers = new Map<string, RunningWorker>();
 
+  // Each worker caps its calls at the engine's slot count (`concurrency` in its routing file), so
+  // its window of claimed rows stays small and the workers share a batch whatever the adaptive
+  // controller would do; every worker calls through its own tagged URL.
   const spawnWorker = async (tag: string) => {
-    const [proc, id] = await startWorker(tag, common(tag), engine.urlFor(tag), env);
+    const config = join(dataRoot, `${tag}.json`);
+    const routes = { routes: [{ match: "*", backends: [{ url: engine.urlFor(tag), concurrency: SLOTS }] }] };
+    await writeFile(config, JSON.stringify(routes));
+    const [proc, id] = await startWorker(tag, [...common(tag), "--config", config], env);
     workers.set(tag, { proc, id });
   };
 
@@ -78,7 +85,7 @@ describe.skipIf(postgres === undefined)("scaled deployment: API process + worker
     // the migration lock anyway).
     store = await openStore(db.location);
     s3 = await startS3Server("sluice-scale");
-    engine = await startSlotEngine({ slots: 8, serviceMs: 40 });
+    engine = await startSlotEngine({ slots: SLOTS, serviceMs: 40 });
     dataRoot = await mkdtemp(join(tmpdir(), "sluice-scale-"));
     const storeUrl = db.location.url;
     common = (name) => [

@@ -123,14 +123,16 @@ export async function startApi(common: string[], env: Record<string, string>): P
   return [api, baseURL as string];
 }
 
-/** `sluice worker`; resolves once it has started, with its worker id (the lease owner it writes). */
+/**
+ * `sluice worker` with `args` (`--backend URL` or `--config FILE` among them); resolves once it
+ * has started, with its worker id (the lease owner it writes).
+ */
 export async function startWorker(
   name: string,
-  common: string[],
-  backend: string,
+  args: string[],
   env: Record<string, string>,
 ): Promise<[SluiceProcess, string]> {
-  const w = spawnSluice(name, ["worker", ...common, "--backend", backend], env);
+  const w = spawnSluice(name, ["worker", ...args], env);
   const [, id] = await w.waitForLine(/Sluice worker (\S+) started/);
   return [w, id as string];
 }
