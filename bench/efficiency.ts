@@ -46,7 +46,7 @@ async function measureSluice(sim: SimProcess, dir: string, inputPath: string, ta
     backend: `${sim.url}/v1`,
     workDir: join(dir, `work-${tag}`),
   });
-  const gauges = await sampling(preset.requests);
+  const gauges = await sampling(r.completed);
   const stats = await sim.stats();
   return {
     client: "sluice (default)",
@@ -70,7 +70,7 @@ async function measurePlain(sim: SimProcess, dir: string, inputPath: string, con
     concurrency,
     maxAttempts: 50,
   });
-  const gauges = await sampling(preset.requests);
+  const gauges = await sampling(r.requests - r.failed);
   const stats = await sim.stats();
   return {
     client: `plain c=${concurrency}`,
@@ -88,7 +88,7 @@ const throughput = (m: Measured) => (m.stats.makespanMs > 0 ? m.stats.requestsSe
 function rows(ms: Measured[]): Row[] {
   const plain = ms.filter((m) => m.client.startsWith("plain"));
   const bestPlain = Math.max(...plain.map(throughput));
-  const bestSteady = Math.max(...plain.map((m) => m.gauges.steadyRate));
+  const bestSteady = Math.max(...plain.map((m) => m.gauges.steadyRate).filter((r) => Number.isFinite(r)));
   return ms.map((m) => ({
     client: m.client,
     served: m.served,

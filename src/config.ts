@@ -26,6 +26,8 @@ export interface Limits {
   rateLimitPerSecond: number;
   /** …holding at most this many requests. */
   rateLimitBurst: number;
+  /** `s3://bucket/prefix` locations a batch may name directly as its input (none by default). */
+  inputUrlPrefixes: readonly string[];
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -38,6 +40,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxEnqueuedTokens: 10_000_000_000,
   rateLimitPerSecond: 100,
   rateLimitBurst: 200,
+  inputUrlPrefixes: [],
 };
 
 export interface CommonOptions {
@@ -79,6 +82,10 @@ export function resolveLimits(env: NodeJS.ProcessEnv): Limits {
     maxEnqueuedTokens: envNumber(env, "SLUICE_MAX_ENQUEUED_TOKENS", DEFAULT_LIMITS.maxEnqueuedTokens),
     rateLimitPerSecond: envNumber(env, "SLUICE_RATE_LIMIT_RPS", DEFAULT_LIMITS.rateLimitPerSecond, true),
     rateLimitBurst: envNumber(env, "SLUICE_RATE_LIMIT_BURST", DEFAULT_LIMITS.rateLimitBurst),
+    inputUrlPrefixes: (env.SLUICE_S3_INPUT_PREFIXES ?? "")
+      .split(",")
+      .map((p) => p.trim())
+      .filter((p) => p.startsWith("s3://")),
   };
 }
 

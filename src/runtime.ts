@@ -10,6 +10,7 @@ import { OpenAiHttpBackend } from "./backends/openai-http.js";
 import { type BackendSpec, loadRouteFile, type RouteSpec, routesFromFile } from "./backends/route-config.js";
 import { Router } from "./backends/router.js";
 import type { BlobStore } from "./blob/blob-store.js";
+import { EncryptedBlobStore } from "./blob/encrypted-blob-store.js";
 import { openBlobStore } from "./blob/open-blob-store.js";
 import type { CommonOptions } from "./config.js";
 import type { AppContext } from "./context.js";
@@ -17,6 +18,7 @@ import { DEFAULT_RETRY_POLICY } from "./dispatch/retry-policy.js";
 import { Worker, type WorkerOptions } from "./dispatch/worker.js";
 import { EventBus } from "./events.js";
 import { createLogger, type Logger } from "./logger.js";
+import { ExpirySweeper } from "./retention/expiry-sweeper.js";
 import { openStore } from "./store/store.js";
 
 export interface EngineOptions {
@@ -38,6 +40,8 @@ export interface Runtime {
   ctx: AppContext;
   router: Router | undefined;
   worker: Worker | undefined;
+  /** Deletes expired files (started with the worker's process, absent on API-only replicas). */
+  sweeper: ExpirySweeper | undefined;
   close(): Promise<void>;
 }
 
@@ -94,12 +98,20 @@ export function backendFactory(engine: EngineOptions, logger: Logger) {
 
 export async function openRuntime(
   common: CommonOptions,
-  options: { engine?: EngineOptions; worker?: Partial<WorkerOptions> | false; logger?: Logger; blobs?: BlobStore },
+  options: {
+    engine?: EngineOptions;
+    worker?: Partial<WorkerOptions> | false;
+    logger?: Logger;
+    blobs?: BlobStore;
+    sweepIntervalMs?: number;
+  },
 ): Promise<Runtime> {
   const logger = options.logger ?? createLogger(common.logLevel);
   await mkdir(common.dataDir, { recursive: true });
-  const store = await openStore(common.store);
-  const blobs: BlobStore = options.blobs ?? (await openBlobStore(common.blobs, common.dataDir));
+  const store = await openStore(common.store, { masterKeys: common.masterKeys });
+  const plainBlobs: BlobStore = options.blobs ?? (await openBlobStore(common.blobs, common.dataDir));
+  // With a master key every blob goes through the framed cipher under its file's or batch's key.
+  const blobs = store.dataKeys.enabled ? new EncryptedBlobStore(plainBlobs, store.dataKeys) : plainBlobs;
   const events = new EventBus((err) => logger.warn("event listener failed", { error: err as Error }));
   const ctx: AppContext = { store, blobs, limits: common.limits, events, logger };
   let router: Router | undefined;
@@ -121,15 +133,21 @@ export async function openRuntime(
       if (e.status === "validating" || e.status === "cancelling") worker?.nudge();
     });
   }
+  const sweeper =
+    options.worker === false
+      ? undefined
+      : new ExpirySweeper(ctx, options.sweepIntervalMs === undefined ? {} : { intervalMs: options.sweepIntervalMs });
+  sweeper?.start();
   let closed = false;
   return {
     ctx,
     router,
     worker,
+    sweeper,
     async close() {
       if (closed) return;
       closed = true;
-      for (const step of [() => worker?.stop(), () => blobs.close?.(), () => store.close()]) {
+      for (const step of [() => sweeper?.stop(), () => worker?.stop(), () => blobs.close?.(), () => store.close()]) {
         try {
           await step();
         } catch (err) {

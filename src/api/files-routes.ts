@@ -1,9 +1,11 @@
 /** OpenAI Files API: upload (streamed to the blob store), list, retrieve, delete, content. */
+
 import { pipeline } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { LineStatsCounter } from "../batch/line-stats.js";
 import { fileBlobKey } from "../blob/blob-keys.js";
+import { isInputUrl, openInput } from "../blob/input-source.js";
 import type { AppContext } from "../context.js";
 import { invalidRequest, notFound, SluiceError, tooLarge, unsupportedMediaType } from "../errors.js";
 import { newFileId } from "../ids.js";
@@ -110,7 +112,8 @@ export function registerFileRoutes(app: FastifyInstance, ctx: AppContext): void 
     await deleteFileRow(ctx.store, tenantId, row.id);
     // Crypto-shredding: without its data key, any copy of the blob left behind is unreadable.
     await ctx.store.dataKeys.destroy(row.id);
-    await ctx.blobs.delete(row.blob_key);
+    // A file registered from an s3:// input URL points at the user's own object: never delete that.
+    if (!isInputUrl(row.blob_key)) await ctx.blobs.delete(row.blob_key);
     await recordAudit(ctx.store, { tenantId, keyId, action: "file.delete", target: row.id });
     return { id: row.id, object: "file", deleted: true };
   });
@@ -120,7 +123,7 @@ export function registerFileRoutes(app: FastifyInstance, ctx: AppContext): void 
     const id = parseId("file", request.params);
     const row = await getFile(ctx.store, tenantId, id);
     if (row === undefined) throw notFound("file", id);
-    const stream = await ctx.blobs.get(row.blob_key);
+    const stream = await openInput(ctx.blobs, row.blob_key);
     await recordAudit(ctx.store, { tenantId, keyId, action: "file.download", target: row.id });
     return reply
       .header("content-type", "application/octet-stream")

@@ -1,11 +1,13 @@
 /** Creating and cancelling batches: the checks that must pass before a batch exists. */
+
+import { isInputUrl } from "../blob/input-source.js";
 import type { AppContext } from "../context.js";
 import { conflict, invalidRequest, notFound } from "../errors.js";
-import { newBatchId } from "../ids.js";
+import { newBatchId, newFileId } from "../ids.js";
 import { type BatchRow, getBatch, transitionBatch } from "../store/batches.js";
-import { getFile } from "../store/files.js";
+import { getFile, insertFile } from "../store/files.js";
 import { nowSeconds } from "../store/tenants.js";
-import { checkInputFile, insertBatchWithinQuota } from "../tenancy/batch-quota.js";
+import { checkInputFile, fileTokenEstimate, insertBatchWithinQuota } from "../tenancy/batch-quota.js";
 import { tenantLimits } from "../tenancy/tenant-limits.js";
 import { parseCompletionWindow } from "./endpoints.js";
 import { CANCELLABLE } from "./lifecycle.js";
@@ -21,7 +23,9 @@ export interface CreateBatchInput {
 
 export async function createBatch(ctx: AppContext, input: CreateBatchInput): Promise<BatchRow> {
   const windowSeconds = parseCompletionWindow(input.completionWindow);
-  const file = await getFile(ctx.store, input.tenantId, input.inputFileId);
+  const file = isInputUrl(input.inputFileId)
+    ? await registerInputUrl(ctx, input.tenantId, input.inputFileId)
+    : await getFile(ctx.store, input.tenantId, input.inputFileId);
   if (file === undefined) {
     throw invalidRequest(`No file found with id '${input.inputFileId}'.`, "input_file_id", "invalid_input_file");
   }
@@ -67,10 +71,40 @@ export async function createBatch(ctx: AppContext, input: CreateBatchInput): Pro
     end_status: null,
     owner: null,
     owner_expires_ms: null,
-    token_estimate: Number(file.token_estimate ?? 0),
+    token_estimate: fileTokenEstimate(file),
   };
   await insertBatchWithinQuota(ctx.store, row, limits);
   ctx.events.emit("batch.status", { batchId: row.id, tenantId: row.tenant_id, status: "validating", at: created });
+  return row;
+}
+
+/**
+ * An `s3://bucket/key` input (extension): allowed only under SLUICE_S3_INPUT_PREFIXES. It becomes
+ * a file row pointing at the object, which ingest streams straight from the bucket.
+ */
+async function registerInputUrl(ctx: AppContext, tenantId: string, url: string) {
+  if (!ctx.limits.inputUrlPrefixes.some((p) => url.startsWith(p.endsWith("/") ? p : `${p}/`))) {
+    throw invalidRequest(
+      "This server does not accept input files by s3:// URL from that location (see SLUICE_S3_INPUT_PREFIXES).",
+      "input_file_id",
+      "invalid_input_file",
+    );
+  }
+  const row = {
+    id: newFileId(),
+    tenant_id: tenantId,
+    purpose: "batch",
+    filename: url.split("/").pop() ?? "input.jsonl",
+    bytes: 0,
+    created_at: nowSeconds(),
+    expires_at: null,
+    status: "processed",
+    blob_key: url,
+    // Unknown until ingest reads it: per-tenant line and token limits apply during validation.
+    line_count: null,
+    token_estimate: null,
+  };
+  await insertFile(ctx.store, row);
   return row;
 }
 

@@ -5,6 +5,7 @@
  * the store's unique index, not an in-memory set.
  */
 import type { BlobStore } from "../blob/blob-store.js";
+import { openInput } from "../blob/input-source.js";
 import { rowCipher } from "../crypto/row-cipher.js";
 import type { RequestInsertRow } from "../store/dialect.js";
 import { insertRequestChunk } from "../store/requests/insert.js";
@@ -73,7 +74,7 @@ export async function ingestBatchInput(
   };
 
   const cipher = await rowCipher(store, target.batchId);
-  const input = await blobs.get(target.blobKey, signal ? { signal } : {});
+  const input = await openInput(blobs, target.blobKey, signal);
   try {
     for await (const raw of readLines(input, limits.maxLineBytes)) {
       signal?.throwIfAborted();

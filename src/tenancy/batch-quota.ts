@@ -10,7 +10,6 @@
  */
 import { sql } from "kysely";
 import type { NewBatchRow } from "../store/batches.js";
-import type { FileRow } from "../store/files.js";
 import type { Store } from "../store/store.js";
 import { LimitError } from "./limit-error.js";
 import type { TenantLimits } from "./tenant-limits.js";
@@ -18,12 +17,18 @@ import type { TenantLimits } from "./tenant-limits.js";
 const UNFINISHED = ["validating", "in_progress", "finalizing", "cancelling"];
 const noRetry = { "x-should-retry": "false" };
 
+/** Upload statistics of an input file; unknown (absent or null) for inputs given by URL. */
+export interface InputFileStats {
+  id: string;
+  line_count?: number | null;
+  token_estimate?: number | null;
+}
+
+export const fileTokenEstimate = (file: InputFileStats) => Number(file.token_estimate ?? 0);
+
 /** Checks what the input file alone must satisfy. */
-export function checkInputFile(
-  file: Pick<FileRow, "id" | "line_count" | "token_estimate">,
-  limits: TenantLimits,
-): void {
-  const lines = file.line_count === null ? null : Number(file.line_count);
+export function checkInputFile(file: InputFileStats, limits: TenantLimits): void {
+  const lines = file.line_count == null ? null : Number(file.line_count);
   if (lines !== null && lines > limits.maxBatchLines) {
     throw new LimitError(
       "too_many_tasks",
@@ -31,7 +36,7 @@ export function checkInputFile(
       { status: 400, param: "input_file_id" },
     );
   }
-  const tokens = file.token_estimate === null ? 0 : Number(file.token_estimate);
+  const tokens = fileTokenEstimate(file);
   if (tokens > limits.maxEnqueuedTokens) {
     throw new LimitError(
       "token_limit_exceeded",

@@ -200,6 +200,7 @@ describe.skipIf(postgres === undefined)("scaled deployment: API process + worker
     const duplicated = counts.flatMap((c, i) => (c > 1 ? [`kill ${i}`] : []));
     for (const p of duplicated) expect(heldPrompts.has(p)).toBe(true);
     expect(duplicated.length).toBeLessThanOrEqual(held.length);
+    console.log("DEBUG kill", { held: held.length, duplicated: duplicated.length, before, after: [engine.callsBy("w1"), engine.callsBy("w2"), engine.callsBy("w3")] });
     workers.delete("w2");
   });
 
@@ -217,6 +218,7 @@ describe.skipIf(postgres === undefined)("scaled deployment: API process + worker
     await waitForStatus(client, smallBatch.id, ["completed", "failed"], 90_000);
     const bigThen = await client.batches.retrieve(bigBatch.id);
     expect(bigThen.status).toBe("in_progress");
+    console.log("DEBUG fair", bigThen.request_counts, Date.now());
     // The small batch did not queue behind the large one's remaining rows.
     expect(bigThen.request_counts?.completed ?? 0).toBeLessThan(big * 0.75);
 
