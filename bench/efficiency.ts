@@ -20,7 +20,7 @@ import { printTable, type Row, writeResult } from "./lib/report.js";
 import { runEmbedded } from "./lib/sluice-embedded.js";
 
 const preset = pickSize({
-  quick: { requests: 1000, slots: 32, maxQueue: 4, halfN: false },
+  quick: { requests: 800, slots: 32, maxQueue: 4, halfN: false },
   full: { requests: 8000, slots: 32, maxQueue: 4, halfN: true },
 });
 const N = preset.slots;
@@ -114,7 +114,8 @@ await withScratch("efficiency", async (dir) => {
   const unbounded: Measured[] = [];
   try {
     unbounded.push(await measureSluice(open, dir, inputPath, "open"));
-    for (const c of preset.halfN ? [N / 2, N, 2 * N, 4 * N] : [N, 2 * N, 4 * N]) unbounded.push(await measurePlain(open, dir, inputPath, c));
+    for (const c of preset.halfN ? [N / 2, N, 2 * N, 4 * N] : [N, 2 * N, 4 * N])
+      unbounded.push(await measurePlain(open, dir, inputPath, c));
   } finally {
     await open.stop();
   }

@@ -12,8 +12,8 @@
  * Usage: node --import tsx bench/pipeline-overhead.ts [--size quick|full] [--sluice-only]
  */
 import { join } from "node:path";
-import { pickSize, round, withScratch } from "./lib/bench-args.js";
 import { type BareLoopResult, loadRequests, runBareLoop } from "./lib/bare-loop.js";
+import { pickSize, round, withScratch } from "./lib/bench-args.js";
 import { generateInput } from "./lib/gen-input.js";
 import { startSimProcess } from "./lib/processes.js";
 import { printTable, type Row, writeResult } from "./lib/report.js";
@@ -25,17 +25,30 @@ const preset = pickSize({
 });
 const sluiceOnly = process.argv.includes("--sluice-only");
 
+interface BareRun {
+  concurrency: number;
+  result: BareLoopResult;
+}
+
+/** The fastest bare run, if any. */
+const best = (runs: readonly BareRun[]): BareRun | undefined =>
+  runs.reduce<BareRun | undefined>(
+    (a, b) => (a === undefined || b.result.elapsedMs < a.result.elapsedMs ? b : a),
+    undefined,
+  );
+
 await withScratch("pipeline", async (dir) => {
   const inputPath = join(dir, "input.jsonl");
   await generateInput({ path: inputPath, count: preset.requests, userChars: 200, maxTokens: 16, seed: 5 });
   const sim = await startSimProcess({ zeroCost: true });
   try {
-    const bare: { concurrency: number; result: BareLoopResult }[] = [];
+    const bare: BareRun[] = [];
     if (!sluiceOnly) {
       const requests = await loadRequests(inputPath);
       // Warm-up: JIT and connections, not measured.
       await runBareLoop(sim.url, requests.slice(0, 2000), 64);
-      for (const c of preset.concurrencies) bare.push({ concurrency: c, result: await runBareLoop(sim.url, requests, c) });
+      for (const c of preset.concurrencies)
+        bare.push({ concurrency: c, result: await runBareLoop(sim.url, requests, c) });
     }
     await sim.reset();
     const s = await runEmbedded({
@@ -46,13 +59,20 @@ await withScratch("pipeline", async (dir) => {
     });
     const stats = await sim.stats();
     if (s.completed !== preset.requests) throw new Error(`sluice completed ${s.completed} of ${preset.requests}`);
+    // Diagnostic: the same pipeline with the flow limit pinned (as if told the best concurrency),
+    // separating the pipeline's own cost from the adaptive limit's choice.
+    const pinnedAt = best(bare)?.concurrency ?? 64;
+    const pinned = await runEmbedded({
+      inputPath,
+      outputPath: join(dir, "output-pinned.jsonl"),
+      backend: `${sim.url}/v1`,
+      workDir: join(dir, "work-pinned"),
+      flow: { initialLimit: pinnedAt, minLimit: pinnedAt, maxLimit: pinnedAt },
+    });
 
     const rate = (n: number, ms: number) => n / (ms / 1000);
-    const best = bare.reduce<(typeof bare)[number] | undefined>(
-      (a, b) => (a === undefined || b.result.elapsedMs < a.result.elapsedMs ? b : a),
-      undefined,
-    );
-    const bestRate = best === undefined ? Number.NaN : rate(best.result.requests, best.result.elapsedMs);
+    const top = best(bare);
+    const bestRate = top === undefined ? Number.NaN : rate(top.result.requests, top.result.elapsedMs);
     const n = preset.requests;
     const rows: Row[] = [
       ...bare.map(({ concurrency, result }) => ({
@@ -78,6 +98,14 @@ await withScratch("pipeline", async (dir) => {
         "cpu µs/req": Math.round(p.cpuMicros / n),
         "wall s": round(p.ms / 1000, 2),
       })),
+      {
+        client: `sluice, limit pinned at ${pinnedAt}`,
+        phase: "dispatch (diagnostic)",
+        "req/s": round(rate(n, pinned.dispatch.ms), 0),
+        "vs best bare": round(rate(n, pinned.dispatch.ms) / bestRate),
+        "cpu µs/req": Math.round(pinned.dispatch.cpuMicros / n),
+        "wall s": round(pinned.dispatch.ms / 1000, 2),
+      },
     ];
     printTable(`pipeline overhead — ${n} requests against the zero-cost simulator (separate process)`, rows);
     const peak = s.limits.reduce((m, [, l]) => Math.max(m, l), 0);
@@ -87,11 +115,13 @@ await withScratch("pipeline", async (dir) => {
     const path = await writeResult(sluiceOnly ? "pipeline-overhead-sluice-only" : "pipeline-overhead", {
       size: preset.size,
       requests: n,
-      bestBareConcurrency: best?.concurrency ?? null,
+      bestBareConcurrency: top?.concurrency ?? null,
       sluiceDispatchVsBestBare: round(rate(n, s.dispatch.ms) / bestRate),
       sluiceWholeVsBestBare: round(rate(n, s.total.ms) / bestRate),
+      pinnedDispatchVsBestBare: round(rate(n, pinned.dispatch.ms) / bestRate),
       rows,
       sluice: s,
+      sluicePinned: pinned,
       simulator: { makespanMs: stats.makespanMs, served: stats.requestsServed },
     });
     process.stdout.write(`→ ${path}\n`);

@@ -122,7 +122,8 @@ function momentServed(samples: readonly GaugeSample[], target: number): number {
   for (let i = 1; i < samples.length; i++) {
     const a = samples[i - 1] as GaugeSample;
     const b = samples[i] as GaugeSample;
-    if (b.served >= target && b.served > a.served) return a.at + ((target - a.served) / (b.served - a.served)) * (b.at - a.at);
+    if (b.served >= target && b.served > a.served)
+      return a.at + ((target - a.served) / (b.served - a.served)) * (b.at - a.at);
   }
   return Number.NaN;
 }
@@ -202,4 +203,32 @@ export async function procCpuMicros(pid: number): Promise<number> {
   const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
   const ticks = Number(fields[11]) + Number(fields[12]);
   return ticks * 10_000;
+}
+
+export interface MemoryWatch {
+  /** RSS when the watch began, KiB. */
+  startKb: number;
+  /** Highest RSS sampled while watching, KiB. */
+  maxSampledKb: number;
+  /** VmHWM when the watch stopped: the peak since the process started, KiB. */
+  peakKb: number;
+}
+
+/** Samples a process's RSS every `intervalMs` until the returned function is called. */
+export async function watchMemory(pid: number, intervalMs = 100): Promise<() => Promise<MemoryWatch>> {
+  const first = await procMemory(pid);
+  let max = first.rssKb;
+  const timer = setInterval(() => {
+    procMemory(pid).then(
+      (m) => {
+        max = Math.max(max, m.rssKb);
+      },
+      () => {},
+    );
+  }, intervalMs);
+  return async () => {
+    clearInterval(timer);
+    const last = await procMemory(pid);
+    return { startKb: first.rssKb, maxSampledKb: Math.max(max, last.rssKb), peakKb: last.peakKb };
+  };
 }

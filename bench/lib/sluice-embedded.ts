@@ -8,15 +8,17 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { Router } from "../../src/backends/router.js";
 import { createBatch } from "../../src/batch/batch-service.js";
 import type { BatchStatus } from "../../src/batch/lifecycle.js";
 import { isTerminal } from "../../src/batch/lifecycle.js";
 import { finishedLines } from "../../src/batch/result-stream.js";
 import { DEFAULT_LIMITS } from "../../src/config.js";
-import type { WorkerOptions } from "../../src/dispatch/worker.js";
+import type { FlowOptions } from "../../src/dispatch/flow-control.js";
+import { Worker, type WorkerOptions } from "../../src/dispatch/worker.js";
 import { newFileId } from "../../src/ids.js";
 import { silentLogger } from "../../src/logger.js";
-import { openRuntime } from "../../src/runtime.js";
+import { backendFactory, openRuntime, resolveRoutes } from "../../src/runtime.js";
 import { getBatch } from "../../src/store/batches.js";
 import { insertFile } from "../../src/store/files.js";
 import { DEFAULT_TENANT, nowSeconds } from "../../src/store/tenants.js";
@@ -30,6 +32,11 @@ export interface EmbeddedRunOptions {
   workDir: string;
   /** Worker overrides; absent = the defaults `sluice run` uses. */
   worker?: Partial<WorkerOptions>;
+  /**
+   * Flow-control overrides (diagnostics only, e.g. a pinned limit to separate the pipeline's own
+   * cost from the adaptive limit's choice); absent = adaptive, as `sluice run`.
+   */
+  flow?: Partial<FlowOptions>;
 }
 
 export interface Phase {
@@ -72,8 +79,20 @@ export async function runEmbedded(o: EmbeddedRunOptions): Promise<EmbeddedRunRes
       logLevel: "silent",
       limits: DEFAULT_LIMITS,
     },
-    { engine: { backend: o.backend }, logger: silentLogger, ...(o.worker ? { worker: o.worker } : {}) },
+    {
+      engine: { backend: o.backend },
+      logger: silentLogger,
+      // With flow overrides the worker is assembled below, as openRuntime would, plus those options.
+      worker: o.flow === undefined ? (o.worker ?? {}) : false,
+    },
   );
+  let worker = rt.worker;
+  if (o.flow !== undefined) {
+    const engine = { backend: o.backend };
+    const { routes } = await resolveRoutes(engine);
+    const router = new Router(routes, backendFactory(engine, silentLogger), o.flow);
+    worker = new Worker(rt.ctx, router, o.worker ?? {});
+  }
   try {
     const marks = new Map<BatchStatus, Mark>();
     const limits: [number, number][] = [];
@@ -110,7 +129,7 @@ export async function runEmbedded(o: EmbeddedRunOptions): Promise<EmbeddedRunRes
       endpoint: "/v1/chat/completions",
       completionWindow: "24h",
     });
-    rt.worker?.start();
+    worker?.start();
     await ended;
     const b = await getBatch(rt.ctx.store, DEFAULT_TENANT, batch.id);
     async function* lines() {
@@ -131,6 +150,7 @@ export async function runEmbedded(o: EmbeddedRunOptions): Promise<EmbeddedRunRes
       limits,
     };
   } finally {
+    if (worker !== rt.worker) await worker?.stop();
     await rt.close();
   }
 }

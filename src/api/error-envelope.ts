@@ -1,5 +1,5 @@
 /** Renders every error as OpenAI's envelope `{"error":{message,type,param,code}}`, in one place. */
-import type { FastifyError, FastifyInstance } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { SluiceError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { LimitError } from "../tenancy/limit-error.js";
@@ -37,6 +37,18 @@ export function toSluiceError(err: unknown): SluiceError {
     return new SluiceError("invalid_request", message, { status: fe.statusCode, type: "invalid_request_error" });
   }
   return new SluiceError("server_error", "Internal server error", { status: 500, type: "server_error", cause: err });
+}
+
+/**
+ * Errors the router raises before any hook runs (a malformed URL, a path segment longer than any
+ * id): the first can never be a route, the second names an object that cannot exist (404).
+ */
+export function renderFrameworkError(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const e =
+    err.code === "FST_ERR_MAX_PARAM_LENGTH"
+      ? new SluiceError("not_found", "No object found with that id.", { status: 404, type: "not_found_error" })
+      : new SluiceError("invalid_url", "Malformed request URL.", { status: 400, type: "invalid_request_error" });
+  void reply.status(e.status).header("x-request-id", request.id).type("application/json").send(envelope(e));
 }
 
 export function installErrorHandling(app: FastifyInstance, logger: Logger): void {

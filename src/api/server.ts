@@ -10,7 +10,7 @@ import { newRequestId } from "../ids.js";
 import { registerAdminRoutes } from "./admin-routes.js";
 import { installAuth } from "./auth.js";
 import { registerBatchRoutes } from "./batches-routes.js";
-import { installErrorHandling } from "./error-envelope.js";
+import { installErrorHandling, renderFrameworkError } from "./error-envelope.js";
 import { registerFileRoutes } from "./files-routes.js";
 import { installRateLimit } from "./rate-limit.js";
 
@@ -27,6 +27,9 @@ export async function buildApi(ctx: AppContext, options: ApiOptions): Promise<Fa
     bodyLimit: ctx.limits.maxJsonBodyBytes,
     genReqId: () => newRequestId(),
     return503OnClosing: true,
+    // Ids are at most 128 characters; longer path segments are answered by renderFrameworkError.
+    maxParamLength: 256,
+    frameworkErrors: renderFrameworkError,
     ...(options.https ? { https: options.https } : {}),
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 
@@ -35,6 +38,8 @@ export async function buildApi(ctx: AppContext, options: ApiOptions): Promise<Fa
     void reply.header("x-content-type-options", "nosniff");
   });
   installErrorHandling(app, ctx.logger);
+  // JSON routes take JSON only: a text/plain body is a 415, not a string handed to the schema.
+  app.removeContentTypeParser("text/plain");
   await app.register(multipart, { limits: { fileSize: ctx.limits.maxFileBytes, files: 1 } });
   installAuth(app, { store: ctx.store, envKey: options.envKey });
   installRateLimit(app, { perSecond: ctx.limits.rateLimitPerSecond, burst: ctx.limits.rateLimitBurst });

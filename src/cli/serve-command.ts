@@ -3,8 +3,10 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { registerEngineRoutes } from "../api/engine-routes.js";
+import { registerMetricsRoutes } from "../api/metrics-routes.js";
 import { buildApi } from "../api/server.js";
-import { resolveCommon } from "../config.js";
+import { type CommonOptions, resolveCommon } from "../config.js";
+import { SluiceError } from "../errors.js";
 import { openRuntime, type Runtime } from "../runtime.js";
 import { countActiveKeys, createApiKey, DEFAULT_TENANT } from "../store/tenants.js";
 import {
@@ -39,6 +41,14 @@ export function onShutdownSignal(stop: () => Promise<void>): void {
   process.on("SIGINT", handler);
 }
 
+/** Encryption at rest is opt-in: say so loudly when it is off. */
+function warnIfPlaintext(common: CommonOptions): void {
+  if (common.masterKeys !== undefined) return;
+  process.stderr.write(
+    "sluice: WARNING: no SLUICE_MASTER_KEY or SLUICE_MASTER_KEY_FILE: uploaded files, prompts and results are stored in PLAINTEXT (see docs/security.md).\n",
+  );
+}
+
 export function registerServeCommands(program: Command): void {
   const serve = program
     .command("serve")
@@ -50,6 +60,10 @@ export function registerServeCommands(program: Command): void {
     .option("--tls-key <file>", "private key for --tls-cert (PEM)");
   addEngineOptions(addCommonOptions(serve)).action(async (flags: ServeFlags) => {
     const common = resolveCommon(flags);
+    if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+      throw new SluiceError("invalid_tls", "--tls-cert and --tls-key go together.");
+    }
+    warnIfPlaintext(common);
     const runtime = await openRuntime(common, { engine: engineFromFlags(flags), worker: flags.worker ? {} : false });
     const envKey = process.env.SLUICE_API_KEY || undefined;
     if (envKey === undefined && (await countActiveKeys(runtime.ctx.store)) === 0) {
@@ -62,7 +76,11 @@ export function registerServeCommands(program: Command): void {
       flags.tlsCert !== undefined && flags.tlsKey !== undefined
         ? { cert: await readFile(flags.tlsCert), key: await readFile(flags.tlsKey) }
         : undefined;
-    const app = await buildApi(runtime.ctx, { envKey, extraRoutes: [registerEngineRoutes], https });
+    const app = await buildApi(runtime.ctx, {
+      envKey,
+      extraRoutes: [registerEngineRoutes, registerMetricsRoutes],
+      https,
+    });
     const address = await app.listen({ host: flags.host, port: Number(flags.port) });
     runtime.worker?.start();
     process.stdout.write(`Sluice listening on ${address}/v1\n`);
@@ -76,7 +94,9 @@ export function registerServeCommands(program: Command): void {
 
   const worker = program.command("worker").description("Run a worker: execute batches from the shared store (no HTTP)");
   addEngineOptions(addCommonOptions(worker)).action(async (flags: CommonCliFlags & EngineCliFlags) => {
-    const runtime: Runtime = await openRuntime(resolveCommon(flags), { engine: engineFromFlags(flags) });
+    const common = resolveCommon(flags);
+    warnIfPlaintext(common);
+    const runtime: Runtime = await openRuntime(common, { engine: engineFromFlags(flags) });
     runtime.worker?.start();
     process.stdout.write(`Sluice worker ${runtime.worker?.id ?? ""} started\n`);
     onShutdownSignal(() => runtime.close());

@@ -3,7 +3,10 @@ import { mkdir } from "node:fs/promises";
 import { type CommonFlags, type CommonOptions, resolveCommon } from "../config.js";
 import { openStore, type Store } from "../store/store.js";
 
-export async function withStore<T>(flags: CommonFlags, fn: (store: Store, common: CommonOptions) => Promise<T>): Promise<T> {
+export async function withStore<T>(
+  flags: CommonFlags,
+  fn: (store: Store, common: CommonOptions) => Promise<T>,
+): Promise<T> {
   const common = resolveCommon(flags);
   if (common.store.kind === "sqlite") await mkdir(common.dataDir, { recursive: true });
   const store = await openStore(common.store, { masterKeys: common.masterKeys });

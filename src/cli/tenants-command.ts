@@ -19,7 +19,8 @@ function limitValue(flag: string, raw: string | undefined): number | null | unde
   if (raw === undefined) return undefined;
   if (raw === "none") return null;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new SluiceError("invalid_limit", `${flag} must be a positive integer or 'none'.`);
+  if (!Number.isSafeInteger(n) || n <= 0)
+    throw new SluiceError("invalid_limit", `${flag} must be a positive integer or 'none'.`);
   return n;
 }
 

@@ -103,48 +103,67 @@ export function encryptStream(key: Buffer, context: string): Transform {
 /** Ciphertext in, verified plaintext out; fails with `blob_integrity` on any mismatch. */
 export function decryptStream(key: Buffer, context: string): Transform {
   const ctx = Buffer.from(context);
-  let buf: Buffer = Buffer.alloc(0);
+  // Incoming chunks are only joined once a whole frame (or the header) is there: one copy per frame.
+  let chunks: Buffer[] = [];
+  let have = 0;
   let header: Buffer | undefined;
   let counter = 0;
   let done = false;
+
+  const peek = (n: number): Buffer | undefined => {
+    if (have < n) return undefined;
+    const first = chunks[0] as Buffer;
+    if (first.length >= n) return first;
+    const all = Buffer.concat(chunks, have);
+    chunks = [all];
+    return all;
+  };
+  const consume = (n: number) => {
+    const first = chunks[0] as Buffer;
+    chunks[0] = first.subarray(n);
+    have -= n;
+    if ((chunks[0] as Buffer).length === 0) chunks.shift();
+  };
 
   return new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
       try {
         if (done) throw corrupt("data after the final frame");
-        buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+        chunks.push(chunk);
+        have += chunk.length;
         if (header === undefined) {
-          if (buf.length < HEADER_BYTES) return cb();
-          const h = Buffer.from(buf.subarray(0, HEADER_BYTES));
+          const h = peek(HEADER_BYTES);
+          if (h === undefined) return cb();
           if (!h.subarray(0, 4).equals(MAGIC) || h.readUInt8(4) !== VERSION)
             throw corrupt("not a Sluice encrypted blob");
-          header = h;
-          buf = buf.subarray(HEADER_BYTES);
+          header = Buffer.from(h.subarray(0, HEADER_BYTES));
+          consume(HEADER_BYTES);
         }
-        while (buf.length >= 4) {
+        for (;;) {
+          const head = peek(4);
+          if (head === undefined) break;
           if (done) throw corrupt("data after the final frame");
-          const field = buf.readUInt32BE(0);
+          const field = head.readUInt32BE(0);
           const final = (field & FINAL) !== 0;
           const length = field & ~FINAL;
           if (length > FRAME_BYTES) throw corrupt("frame length out of range");
           const total = 4 + length + TAG_BYTES;
-          if (buf.length < total) break;
+          const frame = peek(total);
+          if (frame === undefined) break;
           const decipher = createDecipheriv("aes-256-gcm", key, nonceFor(header.subarray(8, 16), counter));
           decipher.setAAD(frameAad(header, ctx, counter, length, final));
-          decipher.setAuthTag(buf.subarray(4 + length, total));
+          decipher.setAuthTag(frame.subarray(4 + length, total));
           let plain: Buffer;
           try {
-            plain = Buffer.concat([decipher.update(buf.subarray(4, 4 + length)), decipher.final()]);
+            plain = Buffer.concat([decipher.update(frame.subarray(4, 4 + length)), decipher.final()]);
           } catch {
             throw corrupt(`frame ${counter} does not authenticate`);
           }
           counter++;
           done = final;
-          buf = buf.subarray(total);
+          consume(total);
           if (plain.length > 0) this.push(plain);
         }
-        // Keep only what the next frame needs (never more than one frame's bytes).
-        if (buf.length > 0) buf = Buffer.from(buf);
         cb();
       } catch (err) {
         cb(err as Error);
@@ -152,7 +171,7 @@ export function decryptStream(key: Buffer, context: string): Transform {
     },
     flush(cb: TransformCallback) {
       if (!done) return cb(corrupt(header === undefined ? "missing header" : "truncated (no final frame)"));
-      cb(buf.length > 0 ? corrupt("data after the final frame") : null);
+      cb(have > 0 ? corrupt("data after the final frame") : null);
     },
   });
 }

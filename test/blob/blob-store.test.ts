@@ -1,11 +1,12 @@
-/** One suite for every blob adapter: the local folder and S3 (a real s3rver). */
-import { createHash } from "node:crypto";
+/** One suite for every blob adapter: the local folder, S3 (a real s3rver), and the encryption layer. */
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BlobStore } from "../../src/blob/blob-store.js";
+import { EncryptedBlobStore } from "../../src/blob/encrypted-blob-store.js";
 import { LocalBlobStore } from "../../src/blob/local-blob-store.js";
 import { S3BlobStore } from "../../src/blob/s3-blob-store.js";
 import { SluiceError } from "../../src/errors.js";
@@ -22,6 +23,23 @@ const KINDS: BlobKind[] = [
     async open() {
       const dir = await mkdtemp(join(tmpdir(), "sluice-blobs-"));
       return { blobs: new LocalBlobStore(dir), dispose: () => rm(dir, { recursive: true, force: true }) };
+    },
+  },
+  {
+    // Every blob keyed by itself: the suite's keys do not follow Sluice's files/… layout.
+    name: "encrypted local",
+    async open() {
+      const dir = await mkdtemp(join(tmpdir(), "sluice-blobs-"));
+      const keys = new Map<string, Buffer>();
+      const dataKeys = {
+        enabled: true,
+        get: async (id: string) => keys.get(id) ?? keys.set(id, randomBytes(32)).get(id) ?? null,
+        destroy: async (...ids: string[]) => {
+          for (const id of ids) keys.delete(id);
+        },
+      };
+      const blobs = new EncryptedBlobStore(new LocalBlobStore(dir), dataKeys, (key) => key);
+      return { blobs, dispose: () => rm(dir, { recursive: true, force: true }) };
     },
   },
   {

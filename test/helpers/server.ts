@@ -6,6 +6,7 @@ import OpenAI from "openai";
 import { registerEngineRoutes } from "../../src/api/engine-routes.js";
 import { buildApi } from "../../src/api/server.js";
 import { DEFAULT_LIMITS, type Limits } from "../../src/config.js";
+import type { MasterKeyring } from "../../src/crypto/master-keys.js";
 import type { WorkerOptions } from "../../src/dispatch/worker.js";
 import { silentLogger } from "../../src/logger.js";
 import { type EngineOptions, openRuntime, type Runtime } from "../../src/runtime.js";
@@ -20,7 +21,13 @@ export interface TestServer {
 }
 
 export async function startSluice(
-  options: { engine?: EngineOptions; worker?: Partial<WorkerOptions> | false; limits?: Partial<Limits> } = {},
+  options: {
+    engine?: EngineOptions;
+    worker?: Partial<WorkerOptions> | false;
+    limits?: Partial<Limits>;
+    /** Encryption at rest (absent: plaintext, like a server without SLUICE_MASTER_KEY). */
+    masterKeys?: MasterKeyring;
+  } = {},
 ): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), "sluice-test-"));
   const apiKey = "sk-test-key-0123456789";
@@ -30,6 +37,7 @@ export async function startSluice(
       store: { kind: "sqlite", path: join(dataDir, "sluice.db") },
       logLevel: "silent",
       limits: { ...DEFAULT_LIMITS, ...options.limits },
+      masterKeys: options.masterKeys,
     },
     {
       engine: options.engine ?? { backend: "http://127.0.0.1:9/v1" },

@@ -151,6 +151,15 @@ describe.skipIf(postgres === undefined)("scaled deployment: API process + worker
     expect(seen.size).toBe(n);
   };
 
+  const metrics = async () => (await fetch(new URL("/metrics", client.baseURL))).text();
+  const gauge = (text: string, series: string) =>
+    Number(
+      text
+        .split("\n")
+        .find((l) => l.startsWith(`${series} `))
+        ?.slice(series.length + 1),
+    );
+
   const callsFor = (prefix: string, n: number) =>
     Array.from({ length: n }, (_, i) => engine.counts.get(`${prefix} ${i}`) ?? 0);
 
@@ -200,7 +209,6 @@ describe.skipIf(postgres === undefined)("scaled deployment: API process + worker
     const duplicated = counts.flatMap((c, i) => (c > 1 ? [`kill ${i}`] : []));
     for (const p of duplicated) expect(heldPrompts.has(p)).toBe(true);
     expect(duplicated.length).toBeLessThanOrEqual(held.length);
-    console.log("DEBUG kill", { held: held.length, duplicated: duplicated.length, before, after: [engine.callsBy("w1"), engine.callsBy("w2"), engine.callsBy("w3")] });
     workers.delete("w2");
   });
 
@@ -218,9 +226,10 @@ describe.skipIf(postgres === undefined)("scaled deployment: API process + worker
     await waitForStatus(client, smallBatch.id, ["completed", "failed"], 90_000);
     const bigThen = await client.batches.retrieve(bigBatch.id);
     expect(bigThen.status).toBe("in_progress");
-    console.log("DEBUG fair", bigThen.request_counts, Date.now());
     // The small batch did not queue behind the large one's remaining rows.
     expect(bigThen.request_counts?.completed ?? 0).toBeLessThan(big * 0.75);
+    // The API process reports the shared queue (what the worker autoscaler follows).
+    expect(gauge(await metrics(), "sluice_pending_requests")).toBeGreaterThan(0);
 
     await expectExactOutput(smallBatch.id, "small", small);
     await expectExactOutput(bigBatch.id, "big", big);
@@ -229,5 +238,9 @@ describe.skipIf(postgres === undefined)("scaled deployment: API process + worker
     expect(callsFor("small", small).every((c) => c === 1)).toBe(true);
     const bigCallsBy = (tag: string) => engine.calls.filter((c) => c.tag === tag && c.prompt.startsWith("big ")).length;
     for (const tag of ["w1", "w3", "w4"]) expect(bigCallsBy(tag)).toBeGreaterThan(0);
+    const after = await metrics();
+    expect(gauge(after, "sluice_pending_requests")).toBe(0);
+    expect(gauge(after, "sluice_running_requests")).toBe(0);
+    expect(gauge(after, 'sluice_batches{status="completed"}')).toBe(3);
   });
 });

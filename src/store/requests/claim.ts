@@ -30,17 +30,24 @@ export async function claimRequests(store: Store, o: ClaimOptions): Promise<Clai
   if (o.limit <= 0) return [];
   const now = o.nowMs ?? Date.now();
   const cipher = await rowCipher(store, o.batchId);
-  const candidates = store.caps.lockForClaim(
-    store.db
-      .selectFrom("requests")
-      .select("line")
-      .where("batch_id", "=", o.batchId)
-      .where("status", "=", "pending")
-      .where("next_attempt_ms", "<=", now)
-      .orderBy("line")
-      .limit(o.limit),
-  );
+  // The candidates are a MATERIALIZED CTE, computed once. As `line IN (subquery)`, PostgreSQL may
+  // plan a nested-loop semi join that re-runs the LIMIT … SKIP LOCKED subquery for every outer
+  // row, each run returning the next unclaimed rows: one claim then took the whole batch.
   const rows = await store.db
+    .with(
+      (cte) => cte("candidates").materialized(),
+      (db) =>
+        store.caps.lockForClaim(
+          db
+            .selectFrom("requests")
+            .select("line")
+            .where("batch_id", "=", o.batchId)
+            .where("status", "=", "pending")
+            .where("next_attempt_ms", "<=", now)
+            .orderBy("line")
+            .limit(o.limit),
+        ),
+    )
     .updateTable("requests")
     .set({
       status: "running",
@@ -49,7 +56,7 @@ export async function claimRequests(store: Store, o: ClaimOptions): Promise<Clai
       attempts: sql`attempts + 1`,
     })
     .where("batch_id", "=", o.batchId)
-    .where("line", "in", candidates)
+    .where("line", "in", (eb) => eb.selectFrom("candidates").select("candidates.line"))
     .where("status", "=", "pending")
     .returning(["tenant_id", "batch_id", "line", "custom_id", "model", "body", "attempts"])
     .execute();

@@ -1,0 +1,65 @@
+/**
+ * `GET /metrics`: queue gauges in the Prometheus text format, read from the shared store, so any
+ * API replica reports the whole deployment's queue. `sluice_pending_requests` is what the worker
+ * autoscaler follows (deploy/k8s/worker-hpa.yaml). Aggregates only (no tenant or batch ids), and
+ * outside /v1, so it needs no key: keep it on an internal Service, not on the public ingress.
+ */
+import type { FastifyInstance } from "fastify";
+import { BATCH_STATUSES, type BatchStatus } from "../batch/lifecycle.js";
+import type { AppContext } from "../context.js";
+import type { Store } from "../store/store.js";
+
+export interface QueueMetrics {
+  /** Rows waiting for a worker (including retries whose backoff has not elapsed). */
+  pendingRequests: number;
+  /** Rows claimed under a lease: in flight, buffered by a worker, or awaiting their checkpoint. */
+  runningRequests: number;
+  batches: Record<BatchStatus, number>;
+}
+
+const countRequests = async (store: Store, status: "pending" | "running") => {
+  const row = await store.db
+    .selectFrom("requests")
+    .select((eb) => eb.fn.countAll<number>().as("n"))
+    .where("status", "=", status)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+};
+
+/** One count per request status so each walks its partial index (pending, running), not the table. */
+export async function collectQueueMetrics(store: Store): Promise<QueueMetrics> {
+  const [pendingRequests, runningRequests, batches] = await Promise.all([
+    countRequests(store, "pending"),
+    countRequests(store, "running"),
+    store.db
+      .selectFrom("batches")
+      .select(["status", (eb) => eb.fn.countAll<number>().as("n")])
+      .groupBy("status")
+      .execute(),
+  ]);
+  const byStatus = Object.fromEntries(BATCH_STATUSES.map((s) => [s, 0])) as Record<BatchStatus, number>;
+  for (const b of batches) if (b.status in byStatus) byStatus[b.status as BatchStatus] = Number(b.n);
+  return { pendingRequests, runningRequests, batches: byStatus };
+}
+
+export function renderPrometheus(m: QueueMetrics): string {
+  const lines = [
+    "# HELP sluice_pending_requests Requests waiting for a worker, across all batches.",
+    "# TYPE sluice_pending_requests gauge",
+    `sluice_pending_requests ${m.pendingRequests}`,
+    "# HELP sluice_running_requests Requests claimed by a worker under a lease.",
+    "# TYPE sluice_running_requests gauge",
+    `sluice_running_requests ${m.runningRequests}`,
+    "# HELP sluice_batches Batches by status.",
+    "# TYPE sluice_batches gauge",
+    ...BATCH_STATUSES.map((s) => `sluice_batches{status="${s}"} ${m.batches[s]}`),
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+export function registerMetricsRoutes(app: FastifyInstance, ctx: AppContext): void {
+  app.get("/metrics", async (_request, reply) => {
+    const text = renderPrometheus(await collectQueueMetrics(ctx.store));
+    return reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8").send(text);
+  });
+}
