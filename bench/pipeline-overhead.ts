@@ -5,9 +5,13 @@
  * concurrency, same requests, same simulator process, in one run. Target: Sluice's dispatch phase
  * at ≥ 0.6 of the bare loop's requests/s.
  *
+ * Each variant runs `rounds` times, interleaved, and its fastest round counts: on a shared
+ * machine noise only ever slows a run down. A diagnostic row pins Sluice's flow limit at the bare
+ * loop's best concurrency, to separate the pipeline's own cost from the adaptive limit's choice.
+ *
  * CPU is this process's (the simulator runs in a child). To see where Sluice's time goes:
- *   node --cpu-prof --cpu-prof-dir=bench/results/prof --import tsx bench/pipeline-overhead.ts --sluice-only
- *   node --import tsx bench/lib/cpu-profile-summary.ts bench/results/prof/<file>.cpuprofile
+ *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/pipeline-overhead.ts --sluice-only
+ *   node --import tsx bench/lib/cpu-profile-summary.ts /tmp/prof/<largest>.cpuprofile
  *
  * Usage: node --import tsx bench/pipeline-overhead.ts [--size quick|full] [--sluice-only]
  */
@@ -17,71 +21,69 @@ import { pickSize, round, withScratch } from "./lib/bench-args.js";
 import { generateInput } from "./lib/gen-input.js";
 import { startSimProcess } from "./lib/processes.js";
 import { printTable, type Row, writeResult } from "./lib/report.js";
-import { runEmbedded } from "./lib/sluice-embedded.js";
+import { type EmbeddedRunResult, runEmbedded } from "./lib/sluice-embedded.js";
 
 const preset = pickSize({
-  quick: { requests: 5_000, concurrencies: [16, 64, 256] },
-  full: { requests: 50_000, concurrencies: [8, 16, 32, 64, 128, 256, 512] },
+  quick: { requests: 5_000, rounds: 3, concurrencies: [16, 64, 256] },
+  full: { requests: 50_000, rounds: 3, concurrencies: [8, 16, 32, 64, 128, 256, 512] },
 });
 const sluiceOnly = process.argv.includes("--sluice-only");
+const PINNED_FALLBACK = 64;
 
-interface BareRun {
-  concurrency: number;
-  result: BareLoopResult;
-}
-
-/** The fastest bare run, if any. */
-const best = (runs: readonly BareRun[]): BareRun | undefined =>
-  runs.reduce<BareRun | undefined>(
-    (a, b) => (a === undefined || b.result.elapsedMs < a.result.elapsedMs ? b : a),
-    undefined,
-  );
+const faster = <T extends { ms: number }>(a: T | undefined, b: T): T => (a === undefined || b.ms < a.ms ? b : a);
 
 await withScratch("pipeline", async (dir) => {
   const inputPath = join(dir, "input.jsonl");
   await generateInput({ path: inputPath, count: preset.requests, userChars: 200, maxTokens: 16, seed: 5 });
   const sim = await startSimProcess({ zeroCost: true });
+  const n = preset.requests;
   try {
-    const bare: BareRun[] = [];
-    if (!sluiceOnly) {
-      const requests = await loadRequests(inputPath);
-      // Warm-up: JIT and connections, not measured.
-      await runBareLoop(sim.url, requests.slice(0, 2000), 64);
-      for (const c of preset.concurrencies)
-        bare.push({ concurrency: c, result: await runBareLoop(sim.url, requests, c) });
+    const requests = sluiceOnly ? [] : await loadRequests(inputPath);
+    // Warm-up: JIT and connections, not measured.
+    if (!sluiceOnly) await runBareLoop(sim.url, requests.slice(0, 2000), 64);
+    const bare = new Map<number, BareLoopResult & { ms: number }>();
+    let adaptive: (EmbeddedRunResult & { ms: number }) | undefined;
+    let pinned: (EmbeddedRunResult & { ms: number }) | undefined;
+    const bestBare = () =>
+      [...bare].reduce<[number, { ms: number }] | undefined>(
+        (a, b) => (a === undefined || b[1].ms < a[1].ms ? b : a),
+        undefined,
+      );
+    const sluice = async (tag: string, flow?: { initialLimit: number; minLimit: number; maxLimit: number }) => {
+      await sim.reset();
+      const r = await runEmbedded({
+        inputPath,
+        outputPath: join(dir, `output-${tag}.jsonl`),
+        backend: `${sim.url}/v1`,
+        workDir: join(dir, `work-${tag}`),
+        ...(flow ? { flow } : {}),
+      });
+      if (r.completed !== n) throw new Error(`sluice completed ${r.completed} of ${n}`);
+      return { ...r, ms: r.dispatch.ms };
+    };
+    for (let r = 0; r < preset.rounds; r++) {
+      for (const c of sluiceOnly ? [] : preset.concurrencies) {
+        const result = await runBareLoop(sim.url, requests, c);
+        const prev = bare.get(c);
+        bare.set(c, faster(prev, { ...result, ms: result.elapsedMs }));
+      }
+      adaptive = faster(adaptive, await sluice(`adaptive-${r}`));
+      if (sluiceOnly) break;
+      const at = bestBare()?.[0] ?? PINNED_FALLBACK;
+      pinned = faster(pinned, await sluice(`pinned-${r}`, { initialLimit: at, minLimit: at, maxLimit: at }));
     }
-    await sim.reset();
-    const s = await runEmbedded({
-      inputPath,
-      outputPath: join(dir, "output.jsonl"),
-      backend: `${sim.url}/v1`,
-      workDir: join(dir, "work"),
-    });
-    const stats = await sim.stats();
-    if (s.completed !== preset.requests) throw new Error(`sluice completed ${s.completed} of ${preset.requests}`);
-    // Diagnostic: the same pipeline with the flow limit pinned (as if told the best concurrency),
-    // separating the pipeline's own cost from the adaptive limit's choice.
-    const pinnedAt = best(bare)?.concurrency ?? 64;
-    const pinned = await runEmbedded({
-      inputPath,
-      outputPath: join(dir, "output-pinned.jsonl"),
-      backend: `${sim.url}/v1`,
-      workDir: join(dir, "work-pinned"),
-      flow: { initialLimit: pinnedAt, minLimit: pinnedAt, maxLimit: pinnedAt },
-    });
-
-    const rate = (n: number, ms: number) => n / (ms / 1000);
-    const top = best(bare);
-    const bestRate = top === undefined ? Number.NaN : rate(top.result.requests, top.result.elapsedMs);
-    const n = preset.requests;
+    const s = adaptive as EmbeddedRunResult;
+    const top = bestBare();
+    const bestRate = top === undefined ? Number.NaN : n / (top[1].ms / 1000);
+    const rate = (ms: number) => n / (ms / 1000);
     const rows: Row[] = [
-      ...bare.map(({ concurrency, result }) => ({
-        client: `bare undici c=${concurrency}`,
+      ...[...bare].map(([c, b]) => ({
+        client: `bare undici c=${c}`,
         phase: "calls",
-        "req/s": round(rate(result.requests, result.elapsedMs), 0),
-        "vs best bare": round(rate(result.requests, result.elapsedMs) / bestRate),
-        "cpu µs/req": Math.round(result.cpuMicros / result.requests),
-        "wall s": round(result.elapsedMs / 1000, 2),
+        "req/s": round(rate(b.ms), 0),
+        "vs best bare": round(rate(b.ms) / bestRate),
+        "cpu µs/req": Math.round(b.cpuMicros / n),
+        "wall s": round(b.ms / 1000, 2),
       })),
       ...(
         [
@@ -93,36 +95,42 @@ await withScratch("pipeline", async (dir) => {
       ).map(([phase, p]) => ({
         client: "sluice embedded",
         phase,
-        "req/s": round(rate(n, p.ms), 0),
-        "vs best bare": round(rate(n, p.ms) / bestRate),
+        "req/s": round(rate(p.ms), 0),
+        "vs best bare": round(rate(p.ms) / bestRate),
         "cpu µs/req": Math.round(p.cpuMicros / n),
         "wall s": round(p.ms / 1000, 2),
       })),
-      {
-        client: `sluice, limit pinned at ${pinnedAt}`,
-        phase: "dispatch (diagnostic)",
-        "req/s": round(rate(n, pinned.dispatch.ms), 0),
-        "vs best bare": round(rate(n, pinned.dispatch.ms) / bestRate),
-        "cpu µs/req": Math.round(pinned.dispatch.cpuMicros / n),
-        "wall s": round(pinned.dispatch.ms / 1000, 2),
-      },
+      ...(pinned === undefined
+        ? []
+        : [
+            {
+              client: `sluice, limit pinned at ${top?.[0] ?? PINNED_FALLBACK}`,
+              phase: "dispatch (diagnostic)",
+              "req/s": round(rate(pinned.dispatch.ms), 0),
+              "vs best bare": round(rate(pinned.dispatch.ms) / bestRate),
+              "cpu µs/req": Math.round(pinned.dispatch.cpuMicros / n),
+              "wall s": round(pinned.dispatch.ms / 1000, 2),
+            },
+          ]),
     ];
-    printTable(`pipeline overhead — ${n} requests against the zero-cost simulator (separate process)`, rows);
-    const peak = s.limits.reduce((m, [, l]) => Math.max(m, l), 0);
-    process.stdout.write(
-      `sluice flow limit peaked at ${peak}; simulator makespan for sluice ${round(stats.makespanMs / 1000, 2)} s, served ${stats.requestsServed}\n`,
+    printTable(
+      `pipeline overhead — ${n} requests against the zero-cost simulator (separate process), best of ${preset.rounds}`,
+      rows,
     );
+    const peak = s.limits.reduce((m, [, l]) => Math.max(m, l), 0);
+    process.stdout.write(`sluice's adaptive flow limit peaked at ${peak}\n`);
     const path = await writeResult(sluiceOnly ? "pipeline-overhead-sluice-only" : "pipeline-overhead", {
       size: preset.size,
       requests: n,
-      bestBareConcurrency: top?.concurrency ?? null,
-      sluiceDispatchVsBestBare: round(rate(n, s.dispatch.ms) / bestRate),
-      sluiceWholeVsBestBare: round(rate(n, s.total.ms) / bestRate),
-      pinnedDispatchVsBestBare: round(rate(n, pinned.dispatch.ms) / bestRate),
+      rounds: preset.rounds,
+      bestBareConcurrency: top?.[0] ?? null,
+      sluiceDispatchVsBestBare: round(rate(s.dispatch.ms) / bestRate),
+      sluiceWholeVsBestBare: round(rate(s.total.ms) / bestRate),
+      pinnedDispatchVsBestBare: pinned === undefined ? null : round(rate(pinned.dispatch.ms) / bestRate),
+      adaptiveLimitPeak: peak,
       rows,
-      sluice: s,
-      sluicePinned: pinned,
-      simulator: { makespanMs: stats.makespanMs, served: stats.requestsServed },
+      sluice: { ...s, limits: undefined },
+      sluicePinned: pinned === undefined ? null : { ...pinned, limits: undefined },
     });
     process.stdout.write(`→ ${path}\n`);
   } finally {

@@ -58,3 +58,12 @@ export const unsupportedMediaType = (message: string) =>
 
 export const unprocessable = (message: string, param: string | null = null, code = "unprocessable") =>
   new SluiceError(code, message, { status: 422, type: "invalid_request_error", param });
+
+/** OpenAI's error envelope, the one shape every error takes on the wire (API, simulator, backends). */
+export interface ErrorEnvelope {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+export function envelope(err: SluiceError): ErrorEnvelope {
+  return { error: { message: err.message, type: err.type, param: err.param, code: err.code } };
+}

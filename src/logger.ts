@@ -6,7 +6,13 @@ export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
 }
 
-const SECRET_PATTERNS = [/sk-[A-Za-z0-9_-]{8,}/g, /Bearer\s+[A-Za-z0-9._~+/=-]+/gi];
+const SECRET_PATTERNS = [
+  /sk-[A-Za-z0-9_-]{8,}/g,
+  /Bearer\s+[A-Za-z0-9._~+/=-]+/gi,
+  /whsec_[A-Za-z0-9+/=_-]{8,}/g,
+  // Credentials embedded in URLs (postgres://user:password@host, https://user:token@host).
+  /(?<=:\/\/[^\s:/@]+:)[^\s@/]+(?=@)/g,
+];
 const SECRET_KEYS = /key|secret|token|authorization|password/i;
 
 export function redact(text: string): string {

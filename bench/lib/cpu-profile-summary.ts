@@ -11,6 +11,7 @@ interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
+  children?: number[];
 }
 
 interface Profile {
@@ -71,10 +72,42 @@ export function summarise(profile: Profile, top = 25): ProfileSummary {
   };
 }
 
+/**
+ * Inclusive time (self + callees) of functions by name, each sample counted once per name even
+ * when the function recurses: "how much of the run happened inside `checkpoint`".
+ */
+export function inclusive(profile: Profile, names: readonly string[]): { fn: string; ms: number; share: number }[] {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const totals = new Map(names.map((n) => [n, 0]));
+  let all = 0;
+  profile.samples.forEach((id, i) => {
+    const dt = profile.timeDeltas[i] ?? 0;
+    all += dt;
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const name = byId.get(at)?.callFrame.functionName ?? "";
+      if (totals.has(name) && !seen.has(name)) {
+        seen.add(name);
+        totals.set(name, (totals.get(name) ?? 0) + dt);
+      }
+    }
+  });
+  return names.map((fn) => ({
+    fn,
+    ms: Math.round((totals.get(fn) ?? 0) / 100) / 10,
+    share: Math.round(((totals.get(fn) ?? 0) / all) * 1000) / 1000,
+  }));
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const file = process.argv[2];
-  if (file === undefined) throw new Error("usage: cpu-profile-summary.ts FILE.cpuprofile [top]");
-  const s = summarise(JSON.parse(await readFile(file, "utf8")) as Profile, Number(process.argv[3] ?? 25));
+  if (file === undefined) throw new Error("usage: cpu-profile-summary.ts FILE.cpuprofile [top] [fn,fn,… inclusive]");
+  const profile = JSON.parse(await readFile(file, "utf8")) as Profile;
+  const s = summarise(profile, Number(process.argv[3] ?? 25));
   printTable(`self time by area (${s.totalMs} ms sampled)`, s.byArea);
   printTable("self time by function", s.byFunction);
+  const names = process.argv[4]?.split(",").filter((n) => n.length > 0);
+  if (names !== undefined && names.length > 0) printTable("inclusive time", inclusive(profile, names));
 }

@@ -1,16 +1,10 @@
 /** Renders every error as OpenAI's envelope `{"error":{message,type,param,code}}`, in one place. */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { SluiceError } from "../errors.js";
+import { envelope, SluiceError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { LimitError } from "../tenancy/limit-error.js";
 
-export interface ErrorEnvelope {
-  error: { message: string; type: string; param: string | null; code: string | null };
-}
-
-export function envelope(err: SluiceError): ErrorEnvelope {
-  return { error: { message: err.message, type: err.type, param: err.param, code: err.code } };
-}
+export { type ErrorEnvelope, envelope } from "../errors.js";
 
 /** Maps framework and parser errors onto SluiceErrors with the right status. */
 export function toSluiceError(err: unknown): SluiceError {

@@ -28,7 +28,7 @@ export async function buildApi(ctx: AppContext, options: ApiOptions): Promise<Fa
     genReqId: () => newRequestId(),
     return503OnClosing: true,
     // Ids are at most 128 characters; longer path segments are answered by renderFrameworkError.
-    maxParamLength: 256,
+    routerOptions: { maxParamLength: 256 },
     frameworkErrors: renderFrameworkError,
     ...(options.https ? { https: options.https } : {}),
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;

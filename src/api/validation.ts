@@ -1,17 +1,8 @@
 /** zod at the HTTP edge: a failed parse becomes a 400 envelope naming the offending parameter. */
 import { z } from "zod";
-import { invalidRequest, notFound } from "../errors.js";
+import { notFound } from "../errors.js";
 
-function parse<T extends z.ZodTypeAny>(schema: T, value: unknown): z.infer<T> {
-  const result = schema.safeParse(value ?? {});
-  if (result.success) return result.data as z.infer<T>;
-  const issue = result.error.issues[0];
-  const param = issue?.path.join(".") || null;
-  throw invalidRequest(`Invalid ${param ?? "request"}: ${issue?.message ?? "invalid value"}`, param);
-}
-
-export const parseQuery = parse;
-export const parseBody = parse;
+export { parseBody, parseQuery } from "../validation.js";
 
 const ID = z
   .string()

@@ -2,23 +2,28 @@
 import { Command } from "commander";
 import { SluiceError } from "../errors.js";
 import { registerClientCommands } from "./client-commands.js";
+import { registerDemoModelCommand } from "./demo-model-command.js";
+import { registerKeysCommand } from "./keys-command.js";
 import { registerRunCommand } from "./run-command.js";
 import { registerServeCommands } from "./serve-command.js";
+import { registerSimCommand } from "./sim-command.js";
+import { registerTenantsCommand } from "./tenants-command.js";
 
 const program = new Command()
   .name("sluice")
   .description("Self-hosted batch inference: OpenAI-compatible Files + Batches API on your own engines")
   .version("0.1.0");
 
-registerServeCommands(program);
-registerRunCommand(program);
-registerClientCommands(program);
-for (const optional of ["./sim-command.js", "./demo-model-command.js", "./keys-command.js"]) {
-  // Tool commands register themselves when present in this build.
-  const mod = (await import(optional).catch(() => ({}))) as Record<string, unknown>;
-  for (const [name, fn] of Object.entries(mod)) {
-    if (name.startsWith("register") && typeof fn === "function") (fn as (p: Command) => void)(program);
-  }
+for (const register of [
+  registerServeCommands,
+  registerRunCommand,
+  registerClientCommands,
+  registerSimCommand,
+  registerDemoModelCommand,
+  registerKeysCommand,
+  registerTenantsCommand,
+]) {
+  register(program);
 }
 
 try {

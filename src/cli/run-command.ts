@@ -15,6 +15,7 @@ import { createBatch } from "../batch/batch-service.js";
 import { isTerminal } from "../batch/lifecycle.js";
 import { finishedLines } from "../batch/result-stream.js";
 import { resolveLimits } from "../config.js";
+import { masterKeysFromEnv } from "../crypto/master-keys.js";
 import { SluiceError } from "../errors.js";
 import { newFileId } from "../ids.js";
 import { createLogger } from "../logger.js";
@@ -143,6 +144,7 @@ export function registerRunCommand(program: Command): void {
         store: { kind: "sqlite", path: join(workDir, "sluice.db") },
         logLevel,
         limits: resolveLimits(process.env),
+        masterKeys: masterKeysFromEnv(process.env),
       },
       { engine: engineFromFlags(flags), logger: createLogger(logLevel) },
     );

@@ -5,13 +5,20 @@
  * Signal: latency per generated token (latency / (1 + completion tokens)), a window's median.
  * Below saturation it stays near its floor; once more requests are in flight than the engine
  * has slots, the surplus waits in the engine's queue and the per-token latency rises in
- * proportion (ratio ≈ inFlight / slots). So with gradient g = floor / current:
+ * proportion (ratio ≈ inFlight / slots). So with gradient g = floor / current, limit·g is about
+ * how many requests the engine serves at once:
  *
- *   slow start  — while g ≥ 1/(1+tolerance), double the limit every window (ramps fast);
- *   avoidance   — limit ← limit·g + √limit (smoothed): converges to slots + √slots, a small
- *                 standing queue that keeps every slot busy (≥ 0.98 utilisation) while latency
- *                 stays bounded;
- *   overload    — 429/503 or timeouts: multiplicative decrease (×0.7), at most once per window.
+ *   slow start  — while g ≥ 1/(1+tolerance), the limit grows by one per answer (doubling every
+ *                 round trip, at most ×2 a window): fast, yet one call at a time, so an engine
+ *                 that refuses is not hit by a burst;
+ *   avoidance   — limit ← limit·g + √limit (smoothed; at once when far below the limit, as
+ *                 after an overshoot): converges to slots + √slots, a small standing queue that
+ *                 keeps every slot busy (≥ 0.98 utilisation) while latency stays bounded;
+ *   overload    — 429/503 or timeouts, acted on at once, once per window: the engine holds
+ *                 (slots + its queue) ≈ the in-flight count it refused, so that count minus one
+ *                 becomes a ceiling the limit stays under, and the limit drops ×0.7 but not
+ *                 below the slots the last window saw served. The ceiling rises 5% after
+ *                 `ceilingProbeEvery` busy windows against it, so capacity is re-probed rarely.
  *
  *   probe       — every `probeEvery` windows, one window runs at ¾ of the limit (below the
  *                 slots, so nothing queues) to re-measure the floor: a floor that only ever
@@ -19,7 +26,11 @@
  *                 A probe that finds a higher floor (longer prompts, a slower model) raises it
  *                 by at most 25% and probes again soon, so a changed workload is re-learned.
  *
- * Limits stay within [minLimit, maxLimit] (maxLimit: a configured or known cap).
+ * Windows sample only calls started after they began (completions arrive roughly in start
+ * order, so the first `inFlight` completions of a window are skipped): an answer to a call sent
+ * under the previous limit says nothing about the new one, and counting it made slow start
+ * overshoot by a round trip. Limits stay within [minLimit, maxLimit] (maxLimit: a configured or
+ * known cap).
  */
 
 export interface FlowOptions {
@@ -35,6 +46,8 @@ export interface FlowOptions {
   maxWindowMs: number;
   /** Windows between floor probes. */
   probeEvery: number;
+  /** Busy windows spent at the overload ceiling before it rises by 5%. */
+  ceilingProbeEvery: number;
 }
 
 export const DEFAULT_FLOW_OPTIONS: FlowOptions = {
@@ -46,6 +59,7 @@ export const DEFAULT_FLOW_OPTIONS: FlowOptions = {
   minWindowSamples: 8,
   maxWindowMs: 5_000,
   probeEvery: 30,
+  ceilingProbeEvery: 4,
 };
 
 export type CallSignal = "ok" | "overload" | "error";
@@ -64,11 +78,19 @@ export class FlowController {
   #phase: "slow-start" | "avoidance" = "slow-start";
   #floor: number | null = null;
   #samples: number[] = [];
-  #overloads = 0;
   #windowStart: number;
+  /** The effective limit when the window began: its sample target and slow start's cap. */
+  #windowLimit: number;
   #peakInFlight = 0;
+  /** Completions still due from calls started before this window: not samples of it. */
+  #stale = 0;
   #windowsToProbe: number;
   #probing = false;
+  /** Just below the in-flight count an engine refused; the limit stays under it. */
+  #ceiling = Number.POSITIVE_INFINITY;
+  #windowsAtCeiling = 0;
+  /** limit·g of the last window with samples: about how many the engine serves at once. */
+  #serving = 0;
   readonly #now: () => number;
   onChange: ((s: FlowSnapshot, reason: string) => void) | undefined;
 
@@ -77,6 +99,7 @@ export class FlowController {
     this.#limit = clamp(this.#o.initialLimit, this.#o.minLimit, this.#o.maxLimit);
     this.#now = now;
     this.#windowStart = now();
+    this.#windowLimit = this.limit;
     this.#windowsToProbe = this.#o.probeEvery;
   }
 
@@ -108,31 +131,63 @@ export class FlowController {
 
   /** Records one finished call. `outputTokens` is the completion length (0 when unknown). */
   release(signal: CallSignal, latencyMs: number, outputTokens: number): void {
+    const inFlight = this.#inFlight;
     this.#inFlight = Math.max(0, this.#inFlight - 1);
-    if (signal === "overload") this.#overloads++;
-    else if (signal === "ok") this.#samples.push(latencyMs / (1 + outputTokens));
+    const fresh = this.#stale === 0;
+    if (!fresh) this.#stale--;
+    if (signal === "overload") {
+      // A refusal of a call sent before the last reaction was already answered by it.
+      if (fresh) this.#overload(inFlight);
+      return;
+    }
+    if (signal !== "ok") return;
+    const busy = this.#peakInFlight >= Math.floor(this.#windowLimit * 0.9);
+    if (this.#phase === "slow-start" && busy && this.#limit < this.#windowLimit * 2) {
+      this.#set(this.#limit + 1, "slow-start");
+    }
+    if (!fresh) return;
+    this.#samples.push(latencyMs / (1 + outputTokens));
+    const n = this.#samples.length;
     const elapsed = this.#now() - this.#windowStart;
-    const enough = this.#samples.length + this.#overloads >= Math.max(this.#o.minWindowSamples, this.#effectiveLimit());
-    if (enough || (elapsed >= this.#o.maxWindowMs && this.#samples.length + this.#overloads > 0)) this.#endWindow();
+    const wanted = this.#phase === "slow-start" ? Math.ceil(this.#windowLimit / 2) : this.#windowLimit;
+    if (n >= Math.max(this.#o.minWindowSamples, wanted) || elapsed >= this.#o.maxWindowMs) this.#endWindow();
+    // Slow start looks early and often: the first answers that queued end it, before it doubles past.
+    else if (this.#phase === "slow-start" && n >= this.#o.minWindowSamples && n % 4 === 0 && this.#queueing()) {
+      this.#endWindow();
+    }
+  }
+
+  /** Whether this window's samples so far show latency risen past the tolerance. */
+  #queueing(): boolean {
+    return this.#floor !== null && this.#floor / median(this.#samples) < 1 / (1 + this.#o.tolerance);
+  }
+
+  #overload(refusedAt: number): void {
+    this.#phase = "avoidance";
+    this.#ceiling = Math.max(this.#o.minLimit, Math.min(this.#ceiling, refusedAt) - 1);
+    this.#windowsAtCeiling = 0;
+    this.#set(Math.max(this.#limit * 0.7, Math.min(this.#serving, this.#ceiling)), "overload");
+    this.#startWindow();
+  }
+
+  #startWindow(): void {
+    this.#samples = [];
+    this.#windowStart = this.#now();
+    this.#peakInFlight = this.#inFlight;
+    this.#stale = this.#inFlight;
+    this.#windowLimit = this.#effectiveLimit();
   }
 
   #endWindow(): void {
     const o = this.#o;
     const samples = this.#samples;
-    const overloads = this.#overloads;
-    this.#samples = [];
-    this.#overloads = 0;
-    this.#windowStart = this.#now();
     // Only a window that kept the limit (nearly) full says anything about whether it is too low.
-    const busy = this.#peakInFlight >= Math.floor(this.#effectiveLimit() * 0.9);
-    this.#peakInFlight = this.#inFlight;
+    const busy = this.#peakInFlight >= Math.floor(this.#windowLimit * 0.9);
+    const windowLimit = this.#windowLimit;
     const probed = this.#probing;
     this.#probing = false;
-    if (overloads > 0) {
-      this.#phase = "avoidance";
-      this.#set(this.#limit * 0.7, "overload");
-      return;
-    }
+    this.#startWindow();
+    this.#probeCeiling(busy);
     if (samples.length === 0) return;
     const current = median(samples);
     if (this.#floor === null || current < this.#floor) this.#floor = current;
@@ -144,21 +199,31 @@ export class FlowController {
       return;
     }
     const gradient = Math.min(1, this.#floor / current);
+    this.#serving = windowLimit * gradient;
     if (this.#phase === "slow-start") {
-      if (gradient >= 1 / (1 + o.tolerance)) {
-        if (busy) this.#set(this.#limit * 2, "slow-start");
-        return;
-      }
+      if (gradient >= 1 / (1 + o.tolerance)) return;
       this.#phase = "avoidance";
     }
     const target = this.#limit * gradient + Math.sqrt(this.#limit);
-    if (busy || target < this.#limit) this.#set(this.#limit * (1 - o.smoothing) + target * o.smoothing, "gradient");
+    // Far above the target (slow start overshot, the engine lost capacity): go there at once.
+    if (target < this.#limit * 0.75) this.#set(target, "gradient");
+    else if (busy || target < this.#limit)
+      this.#set(this.#limit * (1 - o.smoothing) + target * o.smoothing, "gradient");
     if (--this.#windowsToProbe <= 0) this.#probing = true;
+  }
+
+  /** After enough busy windows pressed against the ceiling, let it rise by 5% (at least one). */
+  #probeCeiling(busy: boolean): void {
+    if (!Number.isFinite(this.#ceiling) || !busy || this.#limit < this.#ceiling) return;
+    if (++this.#windowsAtCeiling < this.#o.ceilingProbeEvery) return;
+    this.#windowsAtCeiling = 0;
+    this.#ceiling += Math.max(1, Math.round(this.#ceiling * 0.05));
+    this.#set(this.#ceiling, "ceiling");
   }
 
   #set(limit: number, reason: string): void {
     const before = this.limit;
-    this.#limit = clamp(limit, this.#o.minLimit, this.#o.maxLimit);
+    this.#limit = clamp(limit, this.#o.minLimit, Math.min(this.#o.maxLimit, this.#ceiling));
     if (this.limit !== before) this.onChange?.(this.snapshot(), reason);
   }
 }

@@ -1,11 +1,14 @@
 /**
  * Data retention: files (uploads and batch outputs) whose `expires_at` passed are deleted, with
- * their blobs and their data keys. Runs in every worker process on an interval; concurrent
- * sweepers are harmless (each deletion is idempotent). States: idle → running → stopped.
+ * their blobs and their data keys; so are the request rows (prompts and results) of ended batches
+ * whose `output_expires_after` passed, and those batches' data keys. The batch objects themselves
+ * (status, counts, metadata) stay until deleted. Runs in every worker process on an interval;
+ * concurrent sweepers are harmless (each deletion is idempotent). States: idle → running → stopped.
  */
 import { isInputUrl } from "../blob/input-source.js";
 import type { AppContext } from "../context.js";
 import { recordAudit } from "../store/audit.js";
+import { batchesWithExpiredResults, deleteBatchRequests } from "../store/batches.js";
 import { deleteFileRow, listExpiredFiles } from "../store/files.js";
 import { nowSeconds } from "../store/tenants.js";
 
@@ -25,6 +28,20 @@ export async function sweepExpiredFiles(ctx: SweepContext, now = nowSeconds(), p
       deleted++;
     }
     if (page.length < pageSize) return deleted;
+  }
+}
+
+/** Deletes the request rows of ended batches past their output retention; returns how many batches. */
+export async function sweepExpiredResults(ctx: SweepContext, now = nowSeconds(), pageSize = 100): Promise<number> {
+  let swept = 0;
+  for (;;) {
+    const page = await batchesWithExpiredResults(ctx.store, now, pageSize);
+    for (const b of page) {
+      await deleteBatchRequests(ctx.store, b.id);
+      await ctx.store.dataKeys.destroy(b.id);
+      swept++;
+    }
+    if (page.length < pageSize) return swept;
   }
 }
 
@@ -51,8 +68,10 @@ export class ExpirySweeper {
   /** One sweep now (skipped while one runs); failures are logged and retried next interval. */
   async sweepNow(): Promise<void> {
     if (this.#sweeping !== undefined || this.#state === "stopped") return;
-    this.#sweeping = sweepExpiredFiles(this.#ctx)
-      .then((n) => n > 0 && this.#ctx.logger.info("expired files deleted", { count: n }))
+    this.#sweeping = Promise.all([sweepExpiredFiles(this.#ctx), sweepExpiredResults(this.#ctx)])
+      .then(([files, batches]) => {
+        if (files + batches > 0) this.#ctx.logger.info("expired data deleted", { files, batches });
+      })
       .catch((err: unknown) => this.#ctx.logger.warn("expiry sweep failed", { error: err as Error }))
       .finally(() => {
         this.#sweeping = undefined;

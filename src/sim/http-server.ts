@@ -6,8 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { envelope } from "../api/error-envelope.js";
-import { invalidRequest, SluiceError, tooLarge } from "../errors.js";
+import { envelope, invalidRequest, SluiceError, tooLarge } from "../errors.js";
 import type { InferenceKind } from "./requests.js";
 import { RateLimitedError, type Reply, type Simulator } from "./simulator.js";
 

@@ -1,5 +1,5 @@
 /** Batch rows: creation, reads, listing and compare-and-set status transitions. Tenant-scoped. */
-import type { Updateable } from "kysely";
+import { sql, type Updateable } from "kysely";
 import type { BatchStatus } from "../batch/lifecycle.js";
 import type { BatchTable } from "./schema.js";
 import type { Store } from "./store.js";
@@ -131,4 +131,24 @@ export async function deleteEndedBatch(
     await trx.deleteFrom("requests").where("batch_id", "=", id).execute();
     return true;
   });
+}
+
+/**
+ * Ended batches whose results are past their retention (`output_expires_after`, counted from
+ * when the batch ended, like their output files) and still have request rows.
+ */
+export async function batchesWithExpiredResults(
+  store: Store,
+  nowSeconds: number,
+  limit: number,
+): Promise<Pick<BatchRow, "id" | "tenant_id">[]> {
+  return store.db
+    .selectFrom("batches")
+    .select(["id", "tenant_id"])
+    .where("output_expires_seconds", "is not", null)
+    .where("status", "in", ["completed", "expired", "cancelled"])
+    .where(sql<number>`coalesce(completed_at, expired_at, cancelled_at) + output_expires_seconds`, "<=", nowSeconds)
+    .where((eb) => eb.exists(eb.selectFrom("requests").select("line").whereRef("requests.batch_id", "=", "batches.id")))
+    .limit(limit)
+    .execute();
 }

@@ -4,6 +4,10 @@ import { describe, expect, it } from "vitest";
 import { createDataKeys, rewrapDataKeys } from "../../src/crypto/data-keys.js";
 import { MasterKeyring, masterKeysFromEnv, parseMasterKeys } from "../../src/crypto/master-keys.js";
 import { rowCipher } from "../../src/crypto/row-cipher.js";
+import { checkpoint } from "../../src/store/requests/checkpoint.js";
+import { claimRequests } from "../../src/store/requests/claim.js";
+import { insertRequestChunk } from "../../src/store/requests/insert.js";
+import { readFinishedPage } from "../../src/store/requests/read.js";
 import { STORES, useFreshStore } from "../helpers/stores.js";
 
 const b64 = () => randomBytes(32).toString("base64");
@@ -98,5 +102,50 @@ describe.each(STORES)("data keys on $name", (kind) => {
     const plain = await rowCipher({ dataKeys: createDataKeys(t.store.db, undefined) }, "batch_rows");
     expect(plain.seal("body", 1, "x")).toBe("x");
     expect(() => plain.open("body", 1, sealed)).toThrow(/no master key/);
+  });
+
+  it("stores prompts and results sealed through insert, claim, checkpoint and read", async () => {
+    const store = { ...t.store, dataKeys: createDataKeys(t.store.db, parseMasterKeys(b64(), "t")) };
+    const batchId = "batch_sealed_rows";
+    const c = await rowCipher(store, batchId);
+    const rows = [1, 2, 3].map((line) => ({
+      tenant_id: "t1",
+      batch_id: batchId,
+      line,
+      custom_id: `c${line}`,
+      model: "m",
+      body: c.seal("body", line, `{"prompt":"PROMPT-${line}"}`),
+      status: "pending" as const,
+      prefix_key: null,
+    }));
+    await insertRequestChunk(store, rows);
+    const claimed = await claimRequests(store, { batchId, owner: "w1", leaseMs: 60_000, limit: 10 });
+    expect(claimed.map((r) => r.body)).toEqual([1, 2, 3].map((l) => `{"prompt":"PROMPT-${l}"}`));
+    await checkpoint(
+      store,
+      "w1",
+      claimed.map((r) => ({
+        kind: "succeeded" as const,
+        batchId,
+        line: r.line,
+        responseStatus: 200,
+        requestId: null,
+        result: `{"answer":"RESULT-${r.line}"}`,
+        error: null,
+        usage: null,
+      })),
+    );
+    const stored = await t.store.db
+      .selectFrom("requests")
+      .select(["body", "result"])
+      .where("batch_id", "=", batchId)
+      .execute();
+    for (const r of stored) {
+      expect(r.body).toMatch(/^enc1:/);
+      expect(r.result).toMatch(/^enc1:/);
+      expect(`${r.body}${r.result}`).not.toMatch(/PROMPT|RESULT/);
+    }
+    const page = await readFinishedPage(store, batchId, 0, 10);
+    expect(page.map((r) => r.result)).toEqual([1, 2, 3].map((l) => `{"answer":"RESULT-${l}"}`));
   });
 });

@@ -44,14 +44,27 @@ it("reads a batch input straight from an allowed s3:// URL", async () => {
   expect(done.status).toBe("completed");
   expect(done.request_counts).toEqual({ total: 2, completed: 2, failed: 0 });
   const out = await (await s.client.files.content(done.output_file_id as string)).text();
-  expect(out.trim().split("\n").map((l) => (JSON.parse(l) as { custom_id: string }).custom_id)).toEqual(["a", "b"]);
+  expect(
+    out
+      .trim()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { custom_id: string }).custom_id),
+  ).toEqual(["a", "b"]);
 });
 
 it("refuses s3:// inputs outside the allowed prefixes", async () => {
   await expect(
-    s.client.batches.create({ input_file_id: "s3://inputs/secret/x.jsonl", endpoint: "/v1/chat/completions", completion_window: "24h" }),
+    s.client.batches.create({
+      input_file_id: "s3://inputs/secret/x.jsonl",
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    }),
   ).rejects.toMatchObject({ status: 400, error: { param: "input_file_id" } });
   await expect(
-    s.client.batches.create({ input_file_id: "s3://inputs/allowed-not/x.jsonl", endpoint: "/v1/chat/completions", completion_window: "24h" }),
+    s.client.batches.create({
+      input_file_id: "s3://inputs/allowed-not/x.jsonl",
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    }),
   ).rejects.toMatchObject({ status: 400 });
 });

@@ -5,7 +5,9 @@ import { join } from "node:path";
 import { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseMasterKeys } from "../../src/crypto/master-keys.js";
-import { sweepExpiredFiles } from "../../src/retention/expiry-sweeper.js";
+import { sweepExpiredFiles, sweepExpiredResults } from "../../src/retention/expiry-sweeper.js";
+import { insertBatch } from "../../src/store/batches.js";
+import { insertRequestChunk } from "../../src/store/requests/insert.js";
 import { nowSeconds } from "../../src/store/tenants.js";
 import { chatLine, startSluice, type TestServer } from "../helpers/server.js";
 
@@ -42,5 +44,70 @@ describe("expiry sweeper", () => {
     expect((await s.client.files.retrieve(forever.id)).id).toBe(forever.id);
     const audit = await ctx.store.db.selectFrom("audit_log").selectAll().where("action", "=", "file.expire").execute();
     expect(audit.map((a) => a.target).sort()).toEqual([long.id, short.id].sort());
+  });
+
+  it("deletes the prompts and results of ended batches past output_expires_after", async () => {
+    const { ctx } = s.runtime;
+    const batch = (id: string, status: string, outputExpires: number | null) =>
+      insertBatch(ctx.store, {
+        id,
+        tenant_id: "default",
+        endpoint: "/v1/chat/completions",
+        input_file_id: "file-x",
+        completion_window: "24h",
+        status,
+        created_at: 1000,
+        in_progress_at: 1000,
+        expires_at: 90_000,
+        finalizing_at: null,
+        completed_at: status === "completed" ? 2000 : null,
+        failed_at: null,
+        expired_at: null,
+        cancelling_at: null,
+        cancelled_at: null,
+        output_file_id: null,
+        error_file_id: null,
+        errors: null,
+        metadata: null,
+        output_expires_seconds: outputExpires,
+        model: null,
+        total: 1,
+        completed: 0,
+        failed: 0,
+        input_tokens: 0,
+        cached_tokens: 0,
+        output_tokens: 0,
+        reasoning_tokens: 0,
+        end_status: null,
+        owner: null,
+        owner_expires_ms: null,
+      });
+    const row = (batchId: string) => ({
+      tenant_id: "default",
+      batch_id: batchId,
+      line: 1,
+      custom_id: "a",
+      model: "m",
+      body: "{}",
+      status: "pending" as const,
+      prefix_key: null,
+    });
+    for (const [id, status, exp] of [
+      ["batch_ret_done", "completed", 3600],
+      ["batch_ret_keep", "completed", null],
+      ["batch_ret_running", "in_progress", 3600],
+    ] as const) {
+      await batch(id, status, exp);
+      await insertRequestChunk(ctx.store, [row(id)]);
+      await ctx.store.dataKeys.get(id);
+    }
+    expect(await sweepExpiredResults(ctx, 2000 + 3599)).toBe(0);
+    expect(await sweepExpiredResults(ctx, 2000 + 3600)).toBe(1);
+    const left = await ctx.store.db.selectFrom("requests").select("batch_id").execute();
+    expect(left.map((r) => r.batch_id).sort()).toEqual(["batch_ret_keep", "batch_ret_running"]);
+    const keys = (await ctx.store.db.selectFrom("data_keys").select("id").execute()).map((r) => r.id);
+    expect(keys).not.toContain("batch_ret_done");
+    expect(keys).toContain("batch_ret_keep");
+    expect(await sweepExpiredResults(ctx, 10_000_000)).toBe(0);
   });
 });

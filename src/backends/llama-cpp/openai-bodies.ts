@@ -1,6 +1,7 @@
 /** OpenAI response bodies for the embedded engine, and their wrapping as BackendResponses. */
-import { envelope } from "../../api/error-envelope.js";
+
 import type { SluiceError } from "../../errors.js";
+import { envelope } from "../../errors.js";
 import { randomToken } from "../../ids.js";
 import type { BackendResponse, TokenUsage } from "../backend.js";
 import type { GenerationResult } from "./generation.js";

@@ -4,8 +4,8 @@
  * rather than silently ignored; harmless ones (user, metadata, store, ...) are dropped.
  */
 import { z } from "zod";
-import { parseBody } from "../../api/validation.js";
 import { invalidRequest } from "../../errors.js";
+import { parseBody } from "../../validation.js";
 
 /** OpenAI's documented default for /v1/completions. */
 export const DEFAULT_COMPLETION_MAX_TOKENS = 16;

@@ -1,0 +1,69 @@
+/** The retention query on every dialect: ended batches past output_expires_after, with rows left. */
+import { describe, expect, it } from "vitest";
+import { batchesWithExpiredResults, deleteBatchRequests, insertBatch } from "../../src/store/batches.js";
+import { insertRequestChunk } from "../../src/store/requests/insert.js";
+import { STORES, useFreshStore } from "../helpers/stores.js";
+
+describe.each(STORES)("result retention on $name", (kind) => {
+  const t = useFreshStore(kind);
+
+  it("finds ended batches whose results passed their retention, once", async () => {
+    const add = async (id: string, status: string, endedAt: number | null, keep: number | null) => {
+      await insertBatch(t.store, {
+        id,
+        tenant_id: "t1",
+        endpoint: "/v1/chat/completions",
+        input_file_id: "file-in",
+        completion_window: "24h",
+        status,
+        created_at: 1,
+        in_progress_at: 1,
+        expires_at: 86_401,
+        finalizing_at: null,
+        completed_at: status === "completed" ? endedAt : null,
+        failed_at: null,
+        expired_at: status === "expired" ? endedAt : null,
+        cancelling_at: null,
+        cancelled_at: status === "cancelled" ? endedAt : null,
+        output_file_id: null,
+        error_file_id: null,
+        errors: null,
+        metadata: null,
+        output_expires_seconds: keep,
+        model: null,
+        total: 1,
+        completed: 0,
+        failed: 0,
+        input_tokens: 0,
+        cached_tokens: 0,
+        output_tokens: 0,
+        reasoning_tokens: 0,
+        end_status: null,
+        owner: null,
+        owner_expires_ms: null,
+      });
+      await insertRequestChunk(t.store, [
+        {
+          tenant_id: "t1",
+          batch_id: id,
+          line: 1,
+          custom_id: "a",
+          model: "m",
+          body: "{}",
+          status: "pending",
+          prefix_key: null,
+        },
+      ]);
+    };
+    await add("b_completed", "completed", 100, 50);
+    await add("b_expired", "expired", 100, 60);
+    await add("b_cancelled", "cancelled", 100, 500);
+    await add("b_forever", "completed", 100, null);
+    await add("b_running", "in_progress", null, 10);
+    const ids = async (now: number) => (await batchesWithExpiredResults(t.store, now, 100)).map((b) => b.id).sort();
+    expect(await ids(149)).toEqual([]);
+    expect(await ids(160)).toEqual(["b_completed", "b_expired"]);
+    await deleteBatchRequests(t.store, "b_completed");
+    expect(await ids(10_000)).toEqual(["b_cancelled", "b_expired"]);
+  });
+});
