@@ -37,17 +37,18 @@ interface Measured {
   order: string;
   stats: SimStats;
   failed: number;
+  limits?: [number, number][];
 }
 
 async function measure(
   sim: SimProcess,
   client: string,
   order: string,
-  run: () => Promise<{ failed: number }>,
+  run: () => Promise<{ failed: number; limits?: [number, number][] }>,
 ): Promise<Measured> {
   await sim.reset();
-  const { failed } = await run();
-  return { client, order, stats: await sim.stats(), failed };
+  const { failed, limits } = await run();
+  return { client, order, stats: await sim.stats(), failed, ...(limits ? { limits } : {}) };
 }
 
 await withScratch("prefixes", async (dir) => {
@@ -110,6 +111,10 @@ await withScratch("prefixes", async (dir) => {
       `cache ${SIM.cacheBlocks} blocks (≈ ${Math.round(((SIM.cacheBlocks ?? 0) * 16 * 4) / PROMPT_CHARS)} prompts), ${N} slots`,
     rows,
   );
+  const trace = results[0]?.limits ?? [];
+  process.stdout.write(
+    `sluice flow limit (ms since dispatch began→limit): ${trace.map(([t, l]) => `${t}→${l}`).join(" ")}\n`,
+  );
   const path = await writeResult("shared-prefixes", {
     size: preset.size,
     requests: preset.requests,
@@ -117,6 +122,7 @@ await withScratch("prefixes", async (dir) => {
     systemPromptChars: PROMPT_CHARS,
     simulator: SIM,
     rows,
+    sluiceLimitTrace: trace,
     rawStats: results.map((r) => ({ client: r.client, order: r.order, stats: r.stats })),
   });
   process.stdout.write(`→ ${path}\n`);

@@ -2,6 +2,10 @@
  * Group commit: outcomes queue up and are written together, many rows per transaction, at most
  * `maxDelayMs` after the first one arrived (or as soon as `maxRows` are waiting). One flush runs at
  * a time; `flush()` drains everything (used on shutdown).
+ *
+ * A group whose transaction fails (deadlock, lost connection) is put back and retried with
+ * backoff: nothing of it was written, and rewriting is safe because every write is fenced by the
+ * lease. Dropping it would strand its rows, since this worker keeps renewing their leases.
  */
 import { checkpoint, type Outcome } from "../store/requests/checkpoint.js";
 import type { Store } from "../store/store.js";
@@ -13,6 +17,11 @@ export interface CheckpointerOptions {
 
 export const DEFAULT_CHECKPOINTER: CheckpointerOptions = { maxRows: 512, maxDelayMs: 25 };
 
+const RETRY_BASE_MS = 50;
+const RETRY_MAX_MS = 5_000;
+/** Failed attempts in a row after which `flush()` (shutdown) gives up; the leases then lapse. */
+const FLUSH_MAX_FAILURES = 3;
+
 export class Checkpointer {
   readonly #store: Store;
   readonly #owner: string;
@@ -20,6 +29,9 @@ export class Checkpointer {
   #queue: Outcome[] = [];
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
+  /** Consecutive failed transactions (0 after a success), and all of them. */
+  #failures = 0;
+  #failedTotal = 0;
   /** Called after each committed group with the batches it touched. */
   onCommitted: ((batchIds: Set<string>, written: number) => void) | undefined;
   onError: ((err: unknown) => void) | undefined;
@@ -36,7 +48,8 @@ export class Checkpointer {
 
   add(outcome: Outcome): void {
     this.#queue.push(outcome);
-    if (this.#queue.length >= this.#o.maxRows) this.#kick();
+    // A full group goes at once, unless a failed one is backing off.
+    if (this.#queue.length >= this.#o.maxRows && this.#failures === 0) this.#kick();
     else this.#timer ??= setTimeout(() => this.#kick(), this.#o.maxDelayMs);
   }
 
@@ -48,7 +61,9 @@ export class Checkpointer {
     if (this.#running !== undefined) return;
     this.#running = this.#drain().finally(() => {
       this.#running = undefined;
-      if (this.#queue.length > 0) this.#timer ??= setTimeout(() => this.#kick(), 0);
+      if (this.#queue.length === 0) return;
+      const delay = this.#failures === 0 ? 0 : Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (this.#failures - 1));
+      this.#timer ??= setTimeout(() => this.#kick(), delay);
     });
   }
 
@@ -57,17 +72,26 @@ export class Checkpointer {
       const group = this.#queue.splice(0, this.#o.maxRows);
       try {
         const written = await checkpoint(this.#store, this.#owner, group);
+        this.#failures = 0;
         this.onCommitted?.(new Set(group.map((o) => o.batchId)), written);
       } catch (err) {
-        // The rows stay leased; when the lease expires another attempt recomputes them.
+        this.#failures++;
+        this.#failedTotal++;
+        this.#queue.unshift(...group);
         this.onError?.(err);
+        return;
       }
     }
   }
 
-  /** Writes everything queued so far; resolves when it is committed. */
+  /**
+   * Writes everything queued so far; resolves when it is committed, or after a few failed
+   * attempts (shutdown must end: the rows' leases then lapse and other workers redo them).
+   */
   async flush(): Promise<void> {
+    const failedBefore = this.#failedTotal;
     while (this.#queue.length > 0 || this.#running !== undefined) {
+      if (this.#failedTotal - failedBefore >= FLUSH_MAX_FAILURES) return;
       this.#kick();
       if (this.#running !== undefined) await this.#running;
     }

@@ -2,7 +2,8 @@
  * Adaptive concurrency per backend: find and hold the engine's saturation point without being
  * told its slot count, without flooding it.
  *
- * Signal: latency per generated token (latency / (1 + completion tokens)), a window's median.
+ * Signal: latency per generated token (latency / (1 + completion tokens)), a window's 30th
+ * percentile (see LATENCY_QUANTILE).
  * Below saturation it stays near its floor; once more requests are in flight than the engine
  * has slots, the surplus waits in the engine's queue and the per-token latency rises in
  * proportion (ratio ≈ inFlight / slots). So with gradient g = floor / current, limit·g is about
@@ -11,9 +12,10 @@
  *   slow start  — while g ≥ 1/(1+tolerance), the limit grows by one per answer (doubling every
  *                 round trip, at most ×2 a window): fast, yet one call at a time, so an engine
  *                 that refuses is not hit by a burst;
- *   avoidance   — limit ← limit·g + √limit (smoothed; at once when far below the limit, as
- *                 after an overshoot): converges to slots + √slots, a small standing queue that
- *                 keeps every slot busy (≥ 0.98 utilisation) while latency stays bounded;
+ *   avoidance   — limit ← limit·g + √limit (smoothed; at once, to no less than half, when slow
+ *                 start ends, which overshoots by up to a round trip): converges to slots +
+ *                 √slots, a small standing queue that keeps every slot busy while latency
+ *                 stays bounded;
  *   overload    — 429/503 or timeouts, acted on at once, once per window: the engine holds
  *                 (slots + its queue) ≈ the in-flight count it refused, so that count minus one
  *                 becomes a ceiling the limit stays under, and the limit drops ×0.7 but not
@@ -61,6 +63,15 @@ export const DEFAULT_FLOW_OPTIONS: FlowOptions = {
   probeEvery: 30,
   ceilingProbeEvery: 4,
 };
+
+/**
+ * The window statistic: a low quantile, not the median. Requests that hit the engine's prefix
+ * cache and requests that miss it differ several-fold in latency per token; at a hit rate near
+ * one half the median jumps between the two modes from window to window, reads as queueing, and
+ * the limit collapsed (to 4 of 16 slots, measured). Queueing delays every request, so a low
+ * quantile rises with it just the same, and it stays in one mode unless few requests hit.
+ */
+const LATENCY_QUANTILE = 0.3;
 
 export type CallSignal = "ok" | "overload" | "error";
 
@@ -157,9 +168,9 @@ export class FlowController {
     }
   }
 
-  /** Whether this window's samples so far show latency risen past the tolerance. */
+  /** Whether this window's samples so far show latency risen past the tolerance (median: reacts sooner). */
   #queueing(): boolean {
-    return this.#floor !== null && this.#floor / median(this.#samples) < 1 / (1 + this.#o.tolerance);
+    return this.#floor !== null && this.#floor / quantile(this.#samples, 0.5) < 1 / (1 + this.#o.tolerance);
   }
 
   #overload(refusedAt: number): void {
@@ -189,7 +200,7 @@ export class FlowController {
     this.#startWindow();
     this.#probeCeiling(busy);
     if (samples.length === 0) return;
-    const current = median(samples);
+    const current = quantile(samples, LATENCY_QUANTILE);
     if (this.#floor === null || current < this.#floor) this.#floor = current;
     else if (probed) {
       // Nothing queued during a probe: a higher reading means the work itself got slower.
@@ -200,15 +211,17 @@ export class FlowController {
     }
     const gradient = Math.min(1, this.#floor / current);
     this.#serving = windowLimit * gradient;
+    const target = this.#limit * gradient + Math.sqrt(this.#limit);
     if (this.#phase === "slow-start") {
       if (gradient >= 1 / (1 + o.tolerance)) return;
+      // Slow start overshoots by up to a round trip: come back at once, not over many windows,
+      // but not below half the limit, which the round before ran without queueing.
       this.#phase = "avoidance";
-    }
-    const target = this.#limit * gradient + Math.sqrt(this.#limit);
-    // Far above the target (slow start overshot, the engine lost capacity): go there at once.
-    if (target < this.#limit * 0.75) this.#set(target, "gradient");
-    else if (busy || target < this.#limit)
+      this.#set(Math.min(this.#limit, Math.max(target, this.#limit / 2)), "gradient");
+    } else if (busy || target < this.#limit) {
+      // Smoothed: one window's reading is noisy (prompts that hit or miss the prefix cache).
       this.#set(this.#limit * (1 - o.smoothing) + target * o.smoothing, "gradient");
+    }
     if (--this.#windowsToProbe <= 0) this.#probing = true;
   }
 
@@ -232,10 +245,8 @@ function clamp(v: number, lo: number, hi: number): number {
   return Math.min(hi, Math.max(lo, v));
 }
 
-function median(values: number[]): number {
+/** Nearest-rank quantile q ∈ [0, 1] of a non-empty list. */
+function quantile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
 }

@@ -99,7 +99,9 @@ export async function checkpoint(
       }
       written += Number(res.numUpdatedRows);
     }
-    for (const [batchId, d] of deltas) {
+    // In id order: two workers' groups touching the same batches lock their rows in one order
+    // (any other order can deadlock, and a deadlock aborts a whole group).
+    for (const [batchId, d] of [...deltas].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       await trx
         .updateTable("batches")
         .set({

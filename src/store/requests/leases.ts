@@ -1,11 +1,33 @@
 /** Lease upkeep: renew a worker's leases, and return expired leases' rows to pending. */
 import type { Store } from "../store.js";
 
-/** Extends every lease `owner` holds; returns how many rows it still holds. */
+/**
+ * Extends the leases `owner` holds; returns how many it renewed. Rows locked right now (being
+ * checkpointed) are skipped on PostgreSQL: they are about to leave `running`, and waiting on
+ * them from a multi-row UPDATE, in another order than the checkpoint's, deadlocked with it.
+ */
 export async function renewLeases(store: Store, owner: string, leaseMs: number, nowMs = Date.now()): Promise<number> {
   const res = await store.db
+    .with(
+      (cte) => cte("held").materialized(),
+      (db) =>
+        store.caps.lockForClaim(
+          db
+            .selectFrom("requests")
+            .select(["batch_id", "line"])
+            .where("status", "=", "running")
+            .where("lease_owner", "=", owner),
+        ),
+    )
     .updateTable("requests")
     .set({ lease_expires_ms: nowMs + leaseMs })
+    .where((eb) =>
+      eb(
+        eb.refTuple("batch_id", "line"),
+        "in",
+        eb.selectFrom("held").select(["held.batch_id", "held.line"]).$asTuple("batch_id", "line"),
+      ),
+    )
     .where("status", "=", "running")
     .where("lease_owner", "=", owner)
     .executeTakeFirst();
