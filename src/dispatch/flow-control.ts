@@ -16,7 +16,8 @@
  *                 start ends, which overshoots by up to a round trip): converges to slots +
  *                 √slots, a small standing queue that keeps every slot busy while latency
  *                 stays bounded;
- *   overload    — 429/503 or timeouts, acted on at once, once per window: the engine holds
+ *   overload    — 429/503 or timeouts, acted on at once (refusals of calls sent before the
+ *                 last reaction are not acted on again): the engine holds
  *                 (slots + its queue) ≈ the in-flight count it refused, so that count minus one
  *                 becomes a ceiling the limit stays under, and the limit drops ×0.7 but not
  *                 below the slots the last window saw served. The ceiling rises 5% after
@@ -95,6 +96,8 @@ export class FlowController {
   #peakInFlight = 0;
   /** Completions still due from calls started before this window: not samples of it. */
   #stale = 0;
+  /** Calls sent since the last reaction to an overload. */
+  #sentSinceOverload = 0;
   #windowsToProbe: number;
   #probing = false;
   /** Just below the in-flight count an engine refused; the limit stays under it. */
@@ -137,6 +140,7 @@ export class FlowController {
 
   acquire(): void {
     this.#inFlight++;
+    this.#sentSinceOverload++;
     if (this.#inFlight > this.#peakInFlight) this.#peakInFlight = this.#inFlight;
   }
 
@@ -147,8 +151,9 @@ export class FlowController {
     const fresh = this.#stale === 0;
     if (!fresh) this.#stale--;
     if (signal === "overload") {
-      // A refusal of a call sent before the last reaction was already answered by it.
-      if (fresh) this.#overload(inFlight);
+      // Refusals come back at once, out of order. Those of calls sent before the last reaction
+      // were answered by it; with nothing sent since, this is one of them.
+      if (this.#sentSinceOverload > 0) this.#overload(inFlight);
       return;
     }
     if (signal !== "ok") return;
@@ -177,6 +182,7 @@ export class FlowController {
     this.#phase = "avoidance";
     this.#ceiling = Math.max(this.#o.minLimit, Math.min(this.#ceiling, refusedAt) - 1);
     this.#windowsAtCeiling = 0;
+    this.#sentSinceOverload = 0;
     this.#set(Math.max(this.#limit * 0.7, Math.min(this.#serving, this.#ceiling)), "overload");
     this.#startWindow();
   }
@@ -230,6 +236,7 @@ export class FlowController {
     if (!Number.isFinite(this.#ceiling) || !busy || this.#limit < this.#ceiling) return;
     if (++this.#windowsAtCeiling < this.#o.ceilingProbeEvery) return;
     this.#windowsAtCeiling = 0;
+    this.#sentSinceOverload = 0;
     this.#ceiling += Math.max(1, Math.round(this.#ceiling * 0.05));
     this.#set(this.#ceiling, "ceiling");
   }

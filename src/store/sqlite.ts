@@ -16,5 +16,34 @@ export function openSqlite(options: SqliteOptions): Kysely<Schema> {
   sqlite.pragma("busy_timeout = 10000");
   sqlite.pragma("foreign_keys = ON");
   sqlite.pragma("cache_size = -16000");
-  return new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+}
+
+const STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * Kysely prepares every query anew; on the hot path (claims, checkpoints) preparing cost as much
+ * as running. The same SQL text gets the same prepared statement back (LRU). Safe because
+ * better-sqlite3 runs each statement to completion synchronously and Sluice never streams
+ * (`iterate`) from SQLite.
+ */
+function withStatementCache(sqlite: Database.Database): { prepare: Database.Database["prepare"]; close(): void } {
+  const cache = new Map<string, Database.Statement>();
+  return {
+    prepare(source: string) {
+      let stmt = cache.get(source);
+      if (stmt !== undefined) {
+        cache.delete(source);
+      } else {
+        stmt = sqlite.prepare(source);
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+      }
+      cache.set(source, stmt);
+      return stmt;
+    },
+    close() {
+      cache.clear();
+      sqlite.close();
+    },
+  } as { prepare: Database.Database["prepare"]; close(): void };
 }

@@ -24,6 +24,9 @@ export type Outcome =
   | { kind: "retry"; batchId: string; line: number; nextAttemptMs: number }
   | { kind: "release"; batchId: string; line: number };
 
+/** 11 parameters a row: 256 rows stay far below SQLite's and PostgreSQL's parameter limits. */
+const VERDICTS_PER_STATEMENT = 256;
+
 interface BatchDelta {
   completed: number;
   failed: number;
@@ -32,6 +35,8 @@ interface BatchDelta {
   cached: number;
   reasoning: number;
 }
+
+type Verdict = Extract<Outcome, { kind: "succeeded" | "failed" }>;
 
 /** Returns the number of outcomes that were written (the rest had lost their lease). */
 export async function checkpoint(
@@ -45,59 +50,72 @@ export async function checkpoint(
     store,
     outcomes.map((o) => o.batchId),
   );
+  const verdicts = outcomes.filter((o): o is Verdict => o.kind === "succeeded" || o.kind === "failed");
   return store.db.transaction().execute(async (trx) => {
-    const deltas = new Map<string, BatchDelta>();
     let written = 0;
     for (const o of outcomes) {
+      if (o.kind !== "retry" && o.kind !== "release") continue;
       const fenced = trx
         .updateTable("requests")
         .where("batch_id", "=", o.batchId)
         .where("line", "=", o.line)
         .where("lease_owner", "=", owner)
         .where("status", "=", "running");
-      let res: { numUpdatedRows: bigint };
-      if (o.kind === "retry") {
-        res = await fenced
-          .set({ status: "pending", lease_owner: null, lease_expires_ms: null, next_attempt_ms: o.nextAttemptMs })
-          .executeTakeFirst();
-      } else if (o.kind === "release") {
-        // Handed back without a verdict (shutdown): the attempt does not count.
-        res = await fenced
-          .set({ status: "pending", lease_owner: null, lease_expires_ms: null, attempts: sql`attempts - 1` })
-          .executeTakeFirst();
-      } else {
-        const cipher = ciphers.get(o.batchId);
-        res = await fenced
-          .set({
-            status: o.kind,
-            lease_owner: null,
-            lease_expires_ms: null,
-            response_status: o.responseStatus,
-            request_id: o.requestId,
-            result: cipher ? cipher.seal("result", o.line, o.result) : o.result,
-            error: cipher ? cipher.seal("error", o.line, o.error) : o.error,
-            input_tokens: o.usage?.inputTokens ?? null,
-            output_tokens: o.usage?.outputTokens ?? null,
-            cached_tokens: o.usage?.cachedTokens ?? null,
-            reasoning_tokens: o.usage?.reasoningTokens ?? null,
-            finished_ms: nowMs,
-          })
-          .executeTakeFirst();
-        if (Number(res.numUpdatedRows) > 0) {
-          let d = deltas.get(o.batchId);
-          if (d === undefined) {
-            d = { completed: 0, failed: 0, input: 0, output: 0, cached: 0, reasoning: 0 };
-            deltas.set(o.batchId, d);
-          }
-          if (o.kind === "succeeded") d.completed++;
-          else d.failed++;
-          d.input += o.usage?.inputTokens ?? 0;
-          d.output += o.usage?.outputTokens ?? 0;
-          d.cached += o.usage?.cachedTokens ?? 0;
-          d.reasoning += o.usage?.reasoningTokens ?? 0;
-        }
-      }
+      const res =
+        o.kind === "retry"
+          ? await fenced
+              .set({ status: "pending", lease_owner: null, lease_expires_ms: null, next_attempt_ms: o.nextAttemptMs })
+              .executeTakeFirst()
+          : // Handed back without a verdict (shutdown): the attempt does not count.
+            await fenced
+              .set({ status: "pending", lease_owner: null, lease_expires_ms: null, attempts: sql`attempts - 1` })
+              .executeTakeFirst();
       written += Number(res.numUpdatedRows);
+    }
+    const deltas = new Map<string, BatchDelta>();
+    for (let i = 0; i < verdicts.length; i += VERDICTS_PER_STATEMENT) {
+      const chunk = verdicts.slice(i, i + VERDICTS_PER_STATEMENT);
+      const rows = chunk.map((o) => {
+        const cipher = ciphers.get(o.batchId);
+        return sql`(CAST(${o.batchId} AS TEXT), CAST(${o.line} AS INTEGER), CAST(${o.kind} AS TEXT),
+          CAST(${o.responseStatus} AS INTEGER), CAST(${o.requestId} AS TEXT),
+          CAST(${cipher ? cipher.seal("result", o.line, o.result) : o.result} AS TEXT),
+          CAST(${cipher ? cipher.seal("error", o.line, o.error) : o.error} AS TEXT),
+          CAST(${o.usage?.inputTokens ?? null} AS BIGINT), CAST(${o.usage?.outputTokens ?? null} AS BIGINT),
+          CAST(${o.usage?.cachedTokens ?? null} AS BIGINT), CAST(${o.usage?.reasoningTokens ?? null} AS BIGINT))`;
+      });
+      // One statement for the whole chunk (UPDATE … FROM a VALUES list, portable to SQLite ≥ 3.33
+      // and PostgreSQL): a statement per row cost more CPU than the backend calls themselves.
+      const done = await sql<{ batch_id: string; line: number }>`
+        WITH v (batch_id, line, status, response_status, request_id, result, error,
+                input_tokens, output_tokens, cached_tokens, reasoning_tokens)
+          AS (VALUES ${sql.join(rows)})
+        UPDATE requests SET status = v.status, lease_owner = NULL, lease_expires_ms = NULL,
+          response_status = v.response_status, request_id = v.request_id, result = v.result,
+          error = v.error, input_tokens = v.input_tokens, output_tokens = v.output_tokens,
+          cached_tokens = v.cached_tokens, reasoning_tokens = v.reasoning_tokens,
+          finished_ms = CAST(${nowMs} AS BIGINT)
+        FROM v
+        WHERE requests.batch_id = v.batch_id AND requests.line = v.line
+          AND requests.lease_owner = ${owner} AND requests.status = 'running'
+        RETURNING requests.batch_id, requests.line`.execute(trx);
+      const byKey = new Map(chunk.map((o) => [`${o.batchId}:${o.line}`, o]));
+      for (const r of done.rows) {
+        const o = byKey.get(`${r.batch_id}:${Number(r.line)}`);
+        if (o === undefined) continue;
+        let d = deltas.get(o.batchId);
+        if (d === undefined) {
+          d = { completed: 0, failed: 0, input: 0, output: 0, cached: 0, reasoning: 0 };
+          deltas.set(o.batchId, d);
+        }
+        if (o.kind === "succeeded") d.completed++;
+        else d.failed++;
+        d.input += o.usage?.inputTokens ?? 0;
+        d.output += o.usage?.outputTokens ?? 0;
+        d.cached += o.usage?.cachedTokens ?? 0;
+        d.reasoning += o.usage?.reasoningTokens ?? 0;
+      }
+      written += done.rows.length;
     }
     // In id order: two workers' groups touching the same batches lock their rows in one order
     // (any other order can deadlock, and a deadlock aborts a whole group).

@@ -42,7 +42,9 @@ export async function claimRequests(store: Store, o: ClaimOptions): Promise<Clai
             .selectFrom("requests")
             .select("line")
             .where("batch_id", "=", o.batchId)
-            .where("status", "=", "pending")
+            // A literal, not a parameter: SQLite uses a partial index only when the query's
+            // predicate matches it textually, and the claim must walk pending rows only.
+            .where("status", "=", sql.lit("pending"))
             .where("next_attempt_ms", "<=", now)
             .orderBy("line")
             .limit(o.limit),

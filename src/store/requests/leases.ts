@@ -1,4 +1,5 @@
 /** Lease upkeep: renew a worker's leases, and return expired leases' rows to pending. */
+import { sql } from "kysely";
 import type { Store } from "../store.js";
 
 /**
@@ -39,7 +40,7 @@ export async function recoverExpiredLeases(store: Store, nowMs = Date.now()): Pr
   const res = await store.db
     .updateTable("requests")
     .set({ status: "pending", lease_owner: null, lease_expires_ms: null })
-    .where("status", "=", "running")
+    .where("status", "=", sql.lit("running")) // literal: lets SQLite use the partial index
     .where("lease_expires_ms", "<", nowMs)
     .executeTakeFirst();
   return Number(res.numUpdatedRows);
