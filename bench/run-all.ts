@@ -14,7 +14,7 @@ const SUITE = ["efficiency", "shared-prefixes", "pipeline-overhead", "ingest", "
 const args = process.argv.slice(2);
 const sizeAt = args.indexOf("--size");
 const size = sizeAt >= 0 ? (args[sizeAt + 1] ?? "quick") : (process.env["SLUICE_BENCH_SIZE"] ?? "quick");
-const named = args.filter((a, i) => !a.startsWith("--") && i !== sizeAt + 1);
+const named = args.filter((a, i) => !a.startsWith("--") && (sizeAt < 0 || i !== sizeAt + 1));
 const chosen = named.length > 0 ? named : SUITE;
 for (const name of chosen) if (!SUITE.includes(name)) throw new Error(`unknown benchmark '${name}'`);
 
