@@ -4,7 +4,7 @@ import { isInputUrl } from "../blob/input-source.js";
 import type { AppContext } from "../context.js";
 import { conflict, invalidRequest, notFound } from "../errors.js";
 import { newBatchId, newFileId } from "../ids.js";
-import { type BatchRow, getBatch, transitionBatch } from "../store/batches.js";
+import { type BatchRow, getBatch, newBatchRow, transitionBatch } from "../store/batches.js";
 import { getFile, insertFile } from "../store/files.js";
 import { nowSeconds } from "../store/tenants.js";
 import { checkInputFile, fileTokenEstimate, insertBatchWithinQuota } from "../tenancy/batch-quota.js";
@@ -39,40 +39,22 @@ export async function createBatch(ctx: AppContext, input: CreateBatchInput): Pro
   const limits = await tenantLimits(ctx.store, input.tenantId, ctx.limits);
   checkInputFile(file, limits);
   const created = nowSeconds();
-  const row: BatchRow = {
-    id: newBatchId(),
-    tenant_id: input.tenantId,
-    endpoint: input.endpoint,
-    input_file_id: file.id,
-    completion_window: input.completionWindow,
-    status: "validating",
-    created_at: created,
-    in_progress_at: null,
-    expires_at: created + windowSeconds,
-    finalizing_at: null,
-    completed_at: null,
-    failed_at: null,
-    expired_at: null,
-    cancelling_at: null,
-    cancelled_at: null,
-    output_file_id: null,
-    error_file_id: null,
-    errors: null,
-    metadata: input.metadata ? JSON.stringify(input.metadata) : null,
-    output_expires_seconds: input.outputExpiresSeconds ?? null,
-    model: null,
-    total: 0,
-    completed: 0,
-    failed: 0,
-    input_tokens: 0,
-    cached_tokens: 0,
-    output_tokens: 0,
-    reasoning_tokens: 0,
-    end_status: null,
-    owner: null,
-    owner_expires_ms: null,
-    token_estimate: fileTokenEstimate(file),
-  };
+  const row = newBatchRow(
+    {
+      id: newBatchId(),
+      tenant_id: input.tenantId,
+      endpoint: input.endpoint,
+      input_file_id: file.id,
+      completion_window: input.completionWindow,
+      created_at: created,
+      expires_at: created + windowSeconds,
+    },
+    {
+      metadata: input.metadata ? JSON.stringify(input.metadata) : null,
+      output_expires_seconds: input.outputExpiresSeconds ?? null,
+      token_estimate: fileTokenEstimate(file),
+    },
+  );
   await insertBatchWithinQuota(ctx.store, row, limits);
   ctx.events.emit("batch.status", { batchId: row.id, tenantId: row.tenant_id, status: "validating", at: created });
   return row;

@@ -7,6 +7,45 @@ import type { Store } from "./store.js";
 export type BatchRow = BatchTable;
 export type NewBatchRow = Omit<BatchRow, "token_estimate"> & { token_estimate?: number };
 
+/** The identity of a new batch; every other column starts empty (no timestamps, zero counters). */
+export type NewBatch = Pick<
+  BatchRow,
+  "id" | "tenant_id" | "endpoint" | "input_file_id" | "completion_window" | "created_at" | "expires_at"
+>;
+
+/** A fresh `validating` batch row: one place for the defaults of every column. */
+export function newBatchRow(identity: NewBatch, overrides: Partial<BatchRow> = {}): BatchRow {
+  return {
+    ...identity,
+    status: "validating",
+    in_progress_at: null,
+    finalizing_at: null,
+    completed_at: null,
+    failed_at: null,
+    expired_at: null,
+    cancelling_at: null,
+    cancelled_at: null,
+    output_file_id: null,
+    error_file_id: null,
+    errors: null,
+    metadata: null,
+    output_expires_seconds: null,
+    model: null,
+    total: 0,
+    completed: 0,
+    failed: 0,
+    input_tokens: 0,
+    cached_tokens: 0,
+    output_tokens: 0,
+    reasoning_tokens: 0,
+    end_status: null,
+    owner: null,
+    owner_expires_ms: null,
+    token_estimate: 0,
+    ...overrides,
+  };
+}
+
 export async function insertBatch(store: Store, row: NewBatchRow): Promise<void> {
   await store.db
     .insertInto("batches")

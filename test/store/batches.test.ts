@@ -7,47 +7,26 @@ import {
   getBatch,
   insertBatch,
   listBatches,
+  newBatchRow,
   releaseBatchOwnership,
   transitionBatch,
 } from "../../src/store/batches.js";
 import { insertRequestChunk } from "../../src/store/requests/insert.js";
 import { STORES, useFreshStore } from "../helpers/stores.js";
 
-const batch = (id: string, o: Partial<BatchRow> = {}): BatchRow => ({
-  id,
-  tenant_id: "t1",
-  endpoint: "/v1/chat/completions",
-  input_file_id: "file-in",
-  completion_window: "24h",
-  status: "validating",
-  created_at: 1_700_000_000,
-  in_progress_at: null,
-  expires_at: 1_700_086_400,
-  finalizing_at: null,
-  completed_at: null,
-  failed_at: null,
-  expired_at: null,
-  cancelling_at: null,
-  cancelled_at: null,
-  output_file_id: null,
-  error_file_id: null,
-  errors: null,
-  metadata: null,
-  output_expires_seconds: null,
-  model: null,
-  total: 0,
-  completed: 0,
-  failed: 0,
-  input_tokens: 0,
-  cached_tokens: 0,
-  output_tokens: 0,
-  reasoning_tokens: 0,
-  end_status: null,
-  owner: null,
-  owner_expires_ms: null,
-  token_estimate: 0,
-  ...o,
-});
+const batch = (id: string, o: Partial<BatchRow> = {}): BatchRow =>
+  newBatchRow(
+    {
+      id,
+      tenant_id: "t1",
+      endpoint: "/v1/chat/completions",
+      input_file_id: "file-in",
+      completion_window: "24h",
+      created_at: 1_700_000_000,
+      expires_at: 1_700_086_400,
+    },
+    o,
+  );
 
 describe.each(STORES)("batches on $name", (kind) => {
   const t = useFreshStore(kind);
