@@ -4,7 +4,6 @@
  * runs every step even if one fails.
  */
 import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
 import type { Backend } from "./backends/backend.js";
 import { OpenAiHttpBackend } from "./backends/openai-http.js";
 import { type BackendSpec, loadRouteFile, type RouteSpec, routesFromFile } from "./backends/route-config.js";
