@@ -36,7 +36,9 @@ export function validateLine(bytes: Buffer, endpoint: string): LineResult {
   try {
     parsed = JSON.parse(bytes.toString("utf8"));
   } catch (err) {
-    return fail("invalid_json_line", `Line is not valid JSON: ${(err as Error).message}`);
+    // V8's message quotes the line's text; errors are stored unencrypted, so keep only the position.
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
+    return fail("invalid_json_line", `Line is not valid JSON${at === undefined ? "" : ` (at character ${at})`}.`);
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     return fail("invalid_json_line", "Line must be a JSON object.");
