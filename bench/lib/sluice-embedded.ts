@@ -4,7 +4,8 @@
  * worker started, the output written in input order once the batch is terminal. Running it
  * in-process lets a benchmark time each phase and read this process's CPU per phase.
  */
-import { createReadStream, createWriteStream } from "node:fs";
+
+import { createWriteStream } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -12,16 +13,15 @@ import { Router } from "../../src/backends/router.js";
 import { createBatch } from "../../src/batch/batch-service.js";
 import type { BatchStatus } from "../../src/batch/lifecycle.js";
 import { isTerminal } from "../../src/batch/lifecycle.js";
+import { importLocalFile } from "../../src/batch/local-file.js";
 import { finishedLines } from "../../src/batch/result-stream.js";
 import { DEFAULT_LIMITS } from "../../src/config.js";
 import type { FlowOptions } from "../../src/dispatch/flow-control.js";
 import { Worker, type WorkerOptions } from "../../src/dispatch/worker.js";
-import { newFileId } from "../../src/ids.js";
 import { silentLogger } from "../../src/logger.js";
 import { backendFactory, openRuntime, resolveRoutes } from "../../src/runtime.js";
 import { getBatch } from "../../src/store/batches.js";
-import { insertFile } from "../../src/store/files.js";
-import { DEFAULT_TENANT, nowSeconds } from "../../src/store/tenants.js";
+import { DEFAULT_TENANT } from "../../src/store/tenants.js";
 
 export interface EmbeddedRunOptions {
   inputPath: string;
@@ -109,20 +109,7 @@ export async function runEmbedded(o: EmbeddedRunOptions): Promise<EmbeddedRunRes
       limits.push([Math.round(performance.now() - t0), e.limit]);
     });
 
-    const fileId = newFileId();
-    const blobKey = `files/${DEFAULT_TENANT}/${fileId}`;
-    const { bytes } = await rt.ctx.blobs.put(blobKey, createReadStream(o.inputPath));
-    await insertFile(rt.ctx.store, {
-      id: fileId,
-      tenant_id: DEFAULT_TENANT,
-      purpose: "batch",
-      filename: "input.jsonl",
-      bytes,
-      created_at: nowSeconds(),
-      expires_at: null,
-      status: "processed",
-      blob_key: blobKey,
-    });
+    const fileId = await importLocalFile(rt.ctx, DEFAULT_TENANT, o.inputPath);
     const batch = await createBatch(rt.ctx, {
       tenantId: DEFAULT_TENANT,
       inputFileId: fileId,

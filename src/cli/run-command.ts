@@ -4,6 +4,7 @@
  * rerunning the same command after an interruption resumes the same batch where it stopped.
  * OUTPUT gets every line (successes and errors) in input order; exit code 1 when any line failed.
  */
+
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
@@ -13,16 +14,15 @@ import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import { createBatch } from "../batch/batch-service.js";
 import { isTerminal } from "../batch/lifecycle.js";
+import { importLocalFile } from "../batch/local-file.js";
 import { finishedLines } from "../batch/result-stream.js";
 import { resolveLimits } from "../config.js";
 import { masterKeysFromEnv } from "../crypto/master-keys.js";
 import { SluiceError } from "../errors.js";
-import { newFileId } from "../ids.js";
 import { createLogger } from "../logger.js";
 import { openRuntime, type Runtime } from "../runtime.js";
 import { type BatchRow, getBatch } from "../store/batches.js";
-import { insertFile } from "../store/files.js";
-import { DEFAULT_TENANT, nowSeconds } from "../store/tenants.js";
+import { DEFAULT_TENANT } from "../store/tenants.js";
 import { addEngineOptions, type EngineCliFlags, engineFromFlags } from "./options.js";
 import { createProgress } from "./progress.js";
 import { onShutdownSignal } from "./serve-command.js";
@@ -79,20 +79,7 @@ async function startOrResume(rt: Runtime, workDir: string, input: string, flags:
       return previous.batchId;
     }
   }
-  const fileId = newFileId();
-  const blobKey = `files/${DEFAULT_TENANT}/${fileId}`;
-  const { bytes } = await rt.ctx.blobs.put(blobKey, createReadStream(input));
-  await insertFile(rt.ctx.store, {
-    id: fileId,
-    tenant_id: DEFAULT_TENANT,
-    purpose: "batch",
-    filename: input.split("/").pop() ?? "input.jsonl",
-    bytes,
-    created_at: nowSeconds(),
-    expires_at: null,
-    status: "processed",
-    blob_key: blobKey,
-  });
+  const fileId = await importLocalFile(rt.ctx, DEFAULT_TENANT, input);
   const batch = await createBatch(rt.ctx, {
     tenantId: DEFAULT_TENANT,
     inputFileId: fileId,
