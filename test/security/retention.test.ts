@@ -6,7 +6,7 @@ import { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseMasterKeys } from "../../src/crypto/master-keys.js";
 import { sweepExpiredFiles, sweepExpiredResults } from "../../src/retention/expiry-sweeper.js";
-import { insertBatch } from "../../src/store/batches.js";
+import { insertBatch, newBatchRow } from "../../src/store/batches.js";
 import { insertRequestChunk } from "../../src/store/requests/insert.js";
 import { nowSeconds } from "../../src/store/tenants.js";
 import { chatLine, startSluice, type TestServer } from "../helpers/server.js";
@@ -49,39 +49,27 @@ describe("expiry sweeper", () => {
   it("deletes the prompts and results of ended batches past output_expires_after", async () => {
     const { ctx } = s.runtime;
     const batch = (id: string, status: string, outputExpires: number | null) =>
-      insertBatch(ctx.store, {
-        id,
-        tenant_id: "default",
-        endpoint: "/v1/chat/completions",
-        input_file_id: "file-x",
-        completion_window: "24h",
-        status,
-        created_at: 1000,
-        in_progress_at: 1000,
-        expires_at: 90_000,
-        finalizing_at: null,
-        completed_at: status === "completed" ? 2000 : null,
-        failed_at: null,
-        expired_at: null,
-        cancelling_at: null,
-        cancelled_at: null,
-        output_file_id: null,
-        error_file_id: null,
-        errors: null,
-        metadata: null,
-        output_expires_seconds: outputExpires,
-        model: null,
-        total: 1,
-        completed: 0,
-        failed: 0,
-        input_tokens: 0,
-        cached_tokens: 0,
-        output_tokens: 0,
-        reasoning_tokens: 0,
-        end_status: null,
-        owner: null,
-        owner_expires_ms: null,
-      });
+      insertBatch(
+        ctx.store,
+        newBatchRow(
+          {
+            id,
+            tenant_id: "default",
+            endpoint: "/v1/chat/completions",
+            input_file_id: "file-x",
+            completion_window: "24h",
+            created_at: 1000,
+            expires_at: 90_000,
+          },
+          {
+            status,
+            in_progress_at: 1000,
+            completed_at: status === "completed" ? 2000 : null,
+            output_expires_seconds: outputExpires,
+            total: 1,
+          },
+        ),
+      );
     const row = (batchId: string) => ({
       tenant_id: "default",
       batch_id: batchId,

@@ -1,6 +1,6 @@
 /** The retention query on every dialect: ended batches past output_expires_after, with rows left. */
 import { describe, expect, it } from "vitest";
-import { batchesWithExpiredResults, deleteBatchRequests, insertBatch } from "../../src/store/batches.js";
+import { batchesWithExpiredResults, deleteBatchRequests, insertBatch, newBatchRow } from "../../src/store/batches.js";
 import { insertRequestChunk } from "../../src/store/requests/insert.js";
 import { STORES, useFreshStore } from "../helpers/stores.js";
 
@@ -9,39 +9,29 @@ describe.each(STORES)("result retention on $name", (kind) => {
 
   it("finds ended batches whose results passed their retention, once", async () => {
     const add = async (id: string, status: string, endedAt: number | null, keep: number | null) => {
-      await insertBatch(t.store, {
-        id,
-        tenant_id: "t1",
-        endpoint: "/v1/chat/completions",
-        input_file_id: "file-in",
-        completion_window: "24h",
-        status,
-        created_at: 1,
-        in_progress_at: 1,
-        expires_at: 86_401,
-        finalizing_at: null,
-        completed_at: status === "completed" ? endedAt : null,
-        failed_at: null,
-        expired_at: status === "expired" ? endedAt : null,
-        cancelling_at: null,
-        cancelled_at: status === "cancelled" ? endedAt : null,
-        output_file_id: null,
-        error_file_id: null,
-        errors: null,
-        metadata: null,
-        output_expires_seconds: keep,
-        model: null,
-        total: 1,
-        completed: 0,
-        failed: 0,
-        input_tokens: 0,
-        cached_tokens: 0,
-        output_tokens: 0,
-        reasoning_tokens: 0,
-        end_status: null,
-        owner: null,
-        owner_expires_ms: null,
-      });
+      await insertBatch(
+        t.store,
+        newBatchRow(
+          {
+            id,
+            tenant_id: "t1",
+            endpoint: "/v1/chat/completions",
+            input_file_id: "file-in",
+            completion_window: "24h",
+            created_at: 1,
+            expires_at: 86_401,
+          },
+          {
+            status,
+            in_progress_at: 1,
+            completed_at: status === "completed" ? endedAt : null,
+            expired_at: status === "expired" ? endedAt : null,
+            cancelled_at: status === "cancelled" ? endedAt : null,
+            output_expires_seconds: keep,
+            total: 1,
+          },
+        ),
+      );
       await insertRequestChunk(t.store, [
         {
           tenant_id: "t1",
