@@ -9,12 +9,15 @@
  * machine noise only ever slows a run down. A diagnostic row pins Sluice's flow limit at the bare
  * loop's best concurrency, to separate the pipeline's own cost from the adaptive limit's choice.
  *
- * CPU is this process's (the simulator runs in a child). To see where Sluice's time goes:
- *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/pipeline-overhead.ts --sluice-only
- *   node --import tsx bench/lib/cpu-profile-summary.ts /tmp/prof/<largest>.cpuprofile
+ * CPU is this process's (the simulator runs in a child). To see where Sluice's time goes,
+ * `--profile FILE` writes a V8 CPU profile of the dispatch phase alone (first Sluice round):
+ *   node --import tsx bench/pipeline-overhead.ts --sluice-only --profile /tmp/dispatch.cpuprofile
+ *   node --import tsx bench/lib/cpu-profile-summary.ts /tmp/dispatch.cpuprofile
  *
- * Usage: node --import tsx bench/pipeline-overhead.ts [--size quick|full] [--sluice-only]
+ * Usage: node --import tsx bench/pipeline-overhead.ts [--size quick|full] [--sluice-only] [--profile FILE]
  */
+import { writeFile } from "node:fs/promises";
+import inspector from "node:inspector/promises";
 import { join } from "node:path";
 import { type BareLoopResult, loadRequests, runBareLoop } from "./lib/bare-loop.js";
 import { pickSize, round, withScratch } from "./lib/bench-args.js";
@@ -29,6 +32,26 @@ const preset = pickSize({
 });
 const sluiceOnly = process.argv.includes("--sluice-only");
 const PINNED_FALLBACK = 64;
+const profileAt = process.argv.indexOf("--profile");
+const profilePath = profileAt > 0 ? process.argv[profileAt + 1] : undefined;
+
+/** Profiles from the in_progress event to the finalizing one; writes the profile at the end. */
+function dispatchProfiler(path: string): { start(): void; end(): void } {
+  const session = new inspector.Session();
+  session.connect();
+  let started: Promise<unknown> = Promise.resolve();
+  return {
+    start() {
+      started = session.post("Profiler.enable").then(() => session.post("Profiler.start"));
+    },
+    end() {
+      void started
+        .then(() => session.post("Profiler.stop"))
+        .then((r) => writeFile(path, JSON.stringify((r as { profile: unknown }).profile)))
+        .finally(() => session.disconnect());
+    },
+  };
+}
 
 const faster = <T extends { ms: number }>(a: T | undefined, b: T): T => (a === undefined || b.ms < a.ms ? b : a);
 
@@ -57,6 +80,7 @@ await withScratch("pipeline", async (dir) => {
         backend: `${sim.url}/v1`,
         workDir: join(dir, `work-${tag}`),
         ...(flow ? { flow } : {}),
+        ...(profilePath !== undefined && tag === "adaptive-0" ? { onDispatch: dispatchProfiler(profilePath) } : {}),
       });
       if (r.completed !== n) throw new Error(`sluice completed ${r.completed} of ${n}`);
       return { ...r, ms: r.dispatch.ms };

@@ -37,6 +37,8 @@ export interface EmbeddedRunOptions {
    * cost from the adaptive limit's choice); absent = adaptive, as `sluice run`.
    */
   flow?: Partial<FlowOptions>;
+  /** Called as the batch enters in_progress and finalizing (e.g. to profile the dispatch phase only). */
+  onDispatch?: { start(): void; end(): void };
 }
 
 export interface Phase {
@@ -102,6 +104,8 @@ export async function runEmbedded(o: EmbeddedRunOptions): Promise<EmbeddedRunRes
     });
     rt.ctx.events.on("batch.status", (e) => {
       marks.set(e.status, mark());
+      if (e.status === "in_progress") o.onDispatch?.start();
+      if (e.status === "finalizing") o.onDispatch?.end();
       if (isTerminal(e.status)) terminal?.();
     });
     rt.ctx.events.on("backend.limit", (e) => {

@@ -1,9 +1,9 @@
 /**
  * OpenAI-compatible HTTP backend (vLLM, SGLang, llama.cpp server, TGI, Ollama, OpenAI itself):
- * one keep-alive undici Pool per backend, a per-request timeout merged with the caller's
- * AbortSignal, and every outcome classified as a response (any status) or a failure.
+ * one keep-alive undici Pool per backend, a per-request timeout, the caller's AbortSignal honoured,
+ * and every outcome classified as a response (any status) or a failure.
  */
-import { Pool } from "undici";
+import { type Dispatcher, Pool } from "undici";
 import { parseRetryAfter } from "../dispatch/retry-policy.js";
 import type { Backend, BackendCall, BackendResult } from "./backend.js";
 import { usageFromBody } from "./backend.js";
@@ -41,6 +41,11 @@ export class OpenAiHttpBackend implements Backend {
   readonly #headers: Record<string, string>;
   readonly #timeoutMs: number;
   #closed = false;
+  /** Calls in flight, in start order (= deadline order). */
+  readonly #calls = new Set<HttpCall>();
+  /** Calls by the caller's signal, which is watched with one listener however many calls share it. */
+  readonly #bySignal = new WeakMap<AbortSignal, Set<HttpCall>>();
+  #sweeper: NodeJS.Timeout | undefined;
 
   constructor(options: OpenAiHttpOptions) {
     const url = new URL(options.baseUrl);
@@ -60,85 +65,191 @@ export class OpenAiHttpBackend implements Backend {
     this.#timeoutMs = options.timeoutMs;
   }
 
-  async call(request: BackendCall): Promise<BackendResult> {
-    // One controller and one timer per call: AbortSignal.any/timeout cost more than the call on a
-    // fast engine (measured in bench/pipeline-overhead.ts).
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, this.#timeoutMs);
-    const onAbort = () => controller.abort();
-    request.signal.addEventListener("abort", onAbort, { once: true });
-    if (request.signal.aborted) controller.abort();
-    const signal = controller.signal;
-    try {
-      const res = await this.#pool.request({
-        method: "POST",
-        path: this.#basePath + request.endpoint,
-        headers: this.#headers,
-        body: request.body,
-        signal,
-      });
-      const text = await res.body.text();
-      const header = (name: string) => {
-        const v = res.headers[name];
-        return Array.isArray(v) ? v[0] : v;
-      };
-      let parsed: unknown;
-      let verbatim = true;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        verbatim = false;
-        if (res.statusCode < 300) {
-          return {
-            kind: "failure",
-            code: "invalid_response",
-            message: "The backend answered 2xx with a body that is not JSON.",
-            retryable: false,
-          };
-        }
-        parsed = { error: { message: text.slice(0, 4096), type: "upstream_error" } };
+  /**
+   * One call through undici's handler API: no response stream, no AbortSignal or timer per call
+   * (on a fast engine those cost more than the call itself; bench/pipeline-overhead.ts). The
+   * caller's signal is shared by many calls (one per batch) and watched once; timeouts are found
+   * by one sweep over the calls in start order.
+   */
+  call(request: BackendCall): Promise<BackendResult> {
+    return new Promise<BackendResult>((resolve) => {
+      if (request.signal.aborted) {
+        resolve(ABORTED);
+        return;
       }
-      return {
-        kind: "response",
-        status: res.statusCode,
-        // Output files are JSONL: a pretty-printed body must be re-serialized onto one line.
-        bodyText: verbatim && !/[\r\n]/.test(text) ? text : JSON.stringify(parsed),
-        requestId: header("x-request-id") ?? null,
-        usage: res.statusCode < 300 ? usageFromBody(parsed) : null,
-        retryAfterMs: parseRetryAfter(header("retry-after-ms"), header("retry-after")),
-      };
-    } catch (err) {
-      if (timedOut && !request.signal.aborted) {
-        return {
-          kind: "failure",
-          code: "timeout",
-          message: `No answer within ${this.#timeoutMs} ms.`,
-          retryable: true,
-        };
-      }
-      if (request.signal.aborted)
-        return { kind: "failure", code: "aborted", message: "The call was aborted.", retryable: true };
-      const code = (err as { code?: string }).code ?? "";
-      const retryable = CONNECTION_CODES.has(code);
-      return {
-        kind: "failure",
-        code: retryable ? "connection_error" : "backend_error",
-        message: `${code ? `${code}: ` : ""}${(err as Error).message}`,
-        retryable,
-      };
-    } finally {
-      clearTimeout(timer);
-      request.signal.removeEventListener("abort", onAbort);
+      const call = new HttpCall(request.signal, this.#timeoutMs, resolve, (c) => this.#untrack(c));
+      this.#track(call);
+      this.#pool.dispatch(
+        { method: "POST", path: this.#basePath + request.endpoint, headers: this.#headers, body: request.body },
+        call,
+      );
+    });
+  }
+
+  #track(call: HttpCall): void {
+    this.#calls.add(call);
+    let calls = this.#bySignal.get(call.signal);
+    if (calls === undefined) {
+      const set = new Set<HttpCall>();
+      calls = set;
+      this.#bySignal.set(call.signal, set);
+      call.signal.addEventListener(
+        "abort",
+        () => {
+          for (const c of [...set]) c.abort("aborted");
+        },
+        { once: true },
+      );
+    }
+    calls.add(call);
+    this.#sweeper ??= setInterval(() => this.#sweep(), sweepEvery(this.#timeoutMs)).unref();
+  }
+
+  #untrack(call: HttpCall): void {
+    this.#calls.delete(call);
+    this.#bySignal.get(call.signal)?.delete(call);
+  }
+
+  /** Calls start in deadline order (one timeout per backend): time out the oldest ones. */
+  #sweep(): void {
+    const now = performance.now();
+    for (const c of this.#calls) {
+      if (c.deadline > now) break;
+      c.abort("timeout");
+    }
+    if (this.#calls.size === 0 && this.#sweeper !== undefined) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
     }
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     await this.#pool.close().catch(() => this.#pool.destroy());
   }
+}
+
+const ABORTED: BackendResult = { kind: "failure", code: "aborted", message: "The call was aborted.", retryable: true };
+
+/** How often timeouts are looked for: a tenth of the timeout, between 10 ms and 1 s. */
+const sweepEvery = (timeoutMs: number) => Math.min(1000, Math.max(10, Math.floor(timeoutMs / 10)));
+
+/** One request's undici handler: collects the answer and settles exactly once. */
+class HttpCall implements Dispatcher.DispatchHandler {
+  readonly signal: AbortSignal;
+  readonly deadline: number;
+  readonly #timeoutMs: number;
+  readonly #settle: (r: BackendResult) => void;
+  readonly #done: (c: HttpCall) => void;
+  #controller: Dispatcher.DispatchController | undefined;
+  #abortedFor: "aborted" | "timeout" | undefined;
+  #settled = false;
+  #status = 0;
+  #headers: Record<string, string | string[] | undefined> = {};
+  #chunks: Buffer[] = [];
+
+  constructor(signal: AbortSignal, timeoutMs: number, settle: (r: BackendResult) => void, done: (c: HttpCall) => void) {
+    this.signal = signal;
+    this.#timeoutMs = timeoutMs;
+    this.deadline = performance.now() + timeoutMs;
+    this.#settle = settle;
+    this.#done = done;
+  }
+
+  abort(why: "aborted" | "timeout"): void {
+    if (this.#settled) return;
+    this.#abortedFor = why;
+    // Before the request started there is no controller yet: onRequestStart aborts it.
+    this.#controller?.abort(new Error(why));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#abortedFor !== undefined) controller.abort(new Error(this.#abortedFor));
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    this.#status = statusCode;
+    this.#headers = headers;
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    const chunks = this.#chunks;
+    const text = (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)).toString("utf8");
+    this.#finish(classifyResponse(this.#status, text, this.#headers));
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.#finish(this.#failure(err));
+  }
+
+  #failure(err: Error): BackendResult {
+    if (this.#abortedFor === "timeout") {
+      return { kind: "failure", code: "timeout", message: `No answer within ${this.#timeoutMs} ms.`, retryable: true };
+    }
+    if (this.#abortedFor === "aborted" || this.signal.aborted) return ABORTED;
+    const code = (err as { code?: string }).code ?? "";
+    const retryable = CONNECTION_CODES.has(code);
+    return {
+      kind: "failure",
+      code: retryable ? "connection_error" : "backend_error",
+      message: `${code ? `${code}: ` : ""}${err.message}`,
+      retryable,
+    };
+  }
+
+  #finish(result: BackendResult): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#chunks = [];
+    this.#done(this);
+    this.#settle(result);
+  }
+}
+
+/** Any HTTP answer → a response; a 2xx body that is not JSON → a non-retryable failure. */
+function classifyResponse(
+  status: number,
+  text: string,
+  headers: Record<string, string | string[] | undefined>,
+): BackendResult {
+  const header = (name: string) => {
+    const v = headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  let parsed: unknown;
+  let verbatim = true;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    verbatim = false;
+    if (status < 300) {
+      return {
+        kind: "failure",
+        code: "invalid_response",
+        message: "The backend answered 2xx with a body that is not JSON.",
+        retryable: false,
+      };
+    }
+    parsed = { error: { message: text.slice(0, 4096), type: "upstream_error" } };
+  }
+  return {
+    kind: "response",
+    status,
+    // Output files are JSONL: a pretty-printed body must be re-serialized onto one line.
+    bodyText: verbatim && !/[\r\n]/.test(text) ? text : JSON.stringify(parsed),
+    requestId: header("x-request-id") ?? null,
+    usage: status < 300 ? usageFromBody(parsed) : null,
+    retryAfterMs: parseRetryAfter(header("retry-after-ms"), header("retry-after")),
+  };
 }

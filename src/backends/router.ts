@@ -46,6 +46,8 @@ interface CompiledRoute {
   matchers: RegExp[];
   spec: RouteSpec;
   pool?: Promise<BackendPool>;
+  /** The pool once created: the hot path takes it without a promise per request. */
+  ready?: BackendPool;
 }
 
 export class Router {
@@ -79,8 +81,16 @@ export class Router {
   pool(model: string): Promise<BackendPool> | undefined {
     const route = this.#route(model);
     if (route === null) return undefined;
-    route.pool ??= this.#createPool(route.spec);
+    route.pool ??= this.#createPool(route.spec).then((pool) => {
+      route.ready = pool;
+      return pool;
+    });
     return route.pool;
+  }
+
+  /** The model's pool if it is already created (no promise); undefined otherwise. */
+  readyPool(model: string): BackendPool | undefined {
+    return this.#route(model)?.ready;
   }
 
   async #createPool(spec: RouteSpec): Promise<BackendPool> {

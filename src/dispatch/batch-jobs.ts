@@ -142,11 +142,14 @@ async function enterFinalizing(
   return moved;
 }
 
-export async function completeJob(ctx: JobContext, id: string): Promise<void> {
+/** Returns false when there was nothing to do (rows still unfinished, or not in_progress). */
+export async function completeJob(ctx: JobContext, id: string): Promise<boolean> {
   const batch = await getRow(ctx, id);
-  if (batch === undefined || batch.status !== "in_progress") return;
-  if (Number(batch.completed) + Number(batch.failed) < Number(batch.total)) return;
-  if (await enterFinalizing(ctx, batch, "completed")) await finalizeOwned(ctx, id);
+  if (batch === undefined || batch.status !== "in_progress") return false;
+  if (Number(batch.completed) + Number(batch.failed) < Number(batch.total)) return false;
+  if (!(await enterFinalizing(ctx, batch, "completed"))) return false;
+  await finalizeOwned(ctx, id);
+  return true;
 }
 
 export async function expireJob(ctx: JobContext, id: string): Promise<void> {

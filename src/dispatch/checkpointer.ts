@@ -7,7 +7,7 @@
  * backoff: nothing of it was written, and rewriting is safe because every write is fenced by the
  * lease. Dropping it would strand its rows, since this worker keeps renewing their leases.
  */
-import { checkpoint, type Outcome } from "../store/requests/checkpoint.js";
+import { type BatchProgress, checkpoint, type Outcome } from "../store/requests/checkpoint.js";
 import type { Store } from "../store/store.js";
 
 export interface CheckpointerOptions {
@@ -32,8 +32,8 @@ export class Checkpointer {
   /** Consecutive failed transactions (0 after a success), and all of them. */
   #failures = 0;
   #failedTotal = 0;
-  /** Called after each committed group with the batches it touched. */
-  onCommitted: ((batchIds: Set<string>, written: number) => void) | undefined;
+  /** Called after each committed group with the counters of the batches it moved. */
+  onCommitted: ((progress: BatchProgress[], written: number) => void) | undefined;
   onError: ((err: unknown) => void) | undefined;
 
   constructor(store: Store, owner: string, options: Partial<CheckpointerOptions> = {}) {
@@ -71,9 +71,9 @@ export class Checkpointer {
     while (this.#queue.length > 0) {
       const group = this.#queue.splice(0, this.#o.maxRows);
       try {
-        const written = await checkpoint(this.#store, this.#owner, group);
+        const { written, progress } = await checkpoint(this.#store, this.#owner, group);
         this.#failures = 0;
-        this.onCommitted?.(new Set(group.map((o) => o.batchId)), written);
+        this.onCommitted?.(progress, written);
       } catch (err) {
         this.#failures++;
         this.#failedTotal++;

@@ -11,6 +11,7 @@ import type { Router } from "../backends/router.js";
 import type { AppContext } from "../context.js";
 import { newWorkerId } from "../ids.js";
 import { batchesInStatus } from "../store/batches.js";
+import type { BatchProgress } from "../store/requests/checkpoint.js";
 import { recoverExpiredLeases, renewLeases } from "../store/requests/leases.js";
 import { cancelJob, completeJob, expireJob, finalizeOwned, type JobContext, validateJob } from "./batch-jobs.js";
 import { Checkpointer, type CheckpointerOptions } from "./checkpointer.js";
@@ -71,7 +72,7 @@ export class Worker {
       maxWindow: this.#o.maxWindow,
     });
     this.#checkpointer.onError = (err) => ctx.logger.error("checkpoint failed", { error: err as Error });
-    this.#checkpointer.onCommitted = (batchIds) => this.#afterCommit(batchIds);
+    this.#checkpointer.onCommitted = (progress) => this.#afterCommit(progress);
     router.onFlowChange = (backend, limit, inFlight, reason) =>
       ctx.events.emit("backend.limit", { backend, limit, inFlight, reason });
   }
@@ -105,35 +106,38 @@ export class Worker {
     }, delay);
   }
 
-  #afterCommit(batchIds: Set<string>): void {
-    for (const id of batchIds) {
-      void this.#ctx.store.db
-        .selectFrom("batches")
-        .select(["id", "tenant_id", "completed", "failed", "total", "status"])
-        .where("id", "=", id)
-        .executeTakeFirst()
-        .then((b) => {
-          if (b === undefined) return;
-          this.#ctx.events.emit("batch.progress", {
-            batchId: b.id,
-            tenantId: b.tenant_id,
-            completed: Number(b.completed),
-            failed: Number(b.failed),
-          });
-          if (b.status === "in_progress" && Number(b.completed) + Number(b.failed) >= Number(b.total))
-            this.#runJob(b.id, () => completeJob(this.#jobs, b.id));
-        })
-        .catch(() => {});
+  /** Progress events from the counters the checkpoint returned; a batch whose rows are all done completes. */
+  #afterCommit(progress: BatchProgress[]): void {
+    for (const b of progress) {
+      this.#ctx.events.emit("batch.progress", {
+        batchId: b.batchId,
+        tenantId: b.tenantId,
+        completed: b.completed,
+        failed: b.failed,
+      });
+      if (b.status === "in_progress" && b.completed + b.failed >= b.total)
+        this.#runJob(b.batchId, () => completeJob(this.#jobs, b.batchId));
     }
   }
 
-  #runJob(batchId: string, job: () => Promise<void>): void {
+  /**
+   * Runs a batch job unless one runs for that batch already. When it ends the worker ticks again
+   * at once (the batch moved on), unless the job said it had nothing to do (`false`): waking on
+   * those turned the 250 ms tick into a busy loop of housekeeping queries.
+   */
+  #runJob(batchId: string, job: () => Promise<unknown>): void {
     if (this.#jobsRunning.has(batchId) || this.#state !== "running") return;
     const p = job()
-      .catch((err: unknown) => this.#ctx.logger.error("batch job failed", { batchId, error: err as Error }))
-      .finally(() => {
+      .then(
+        (acted) => acted !== false,
+        (err: unknown) => {
+          this.#ctx.logger.error("batch job failed", { batchId, error: err as Error });
+          return true;
+        },
+      )
+      .then((acted) => {
         this.#jobsRunning.delete(batchId);
-        this.nudge();
+        if (acted) this.nudge();
       });
     this.#jobsRunning.set(batchId, p);
   }

@@ -92,7 +92,7 @@ describe.skipIf(postgres === undefined)("lease contention on PostgreSQL", () => 
     const committed: number[] = [];
     const checkpointer = new Checkpointer(store, "w1", { maxDelayMs: 1 });
     checkpointer.onError = (err) => errors.push(err);
-    checkpointer.onCommitted = (_ids, written) => committed.push(written);
+    checkpointer.onCommitted = (_progress, written) => committed.push(written);
     await whileLocked("SELECT id FROM batches WHERE id = $1 FOR UPDATE", ["batch_retry"], async () => {
       checkpointer.add({
         kind: "succeeded",
