@@ -37,9 +37,9 @@ export interface DispatcherOptions {
  * Rows held locally (buffered + in flight) are at least this many, so that claims can be large;
  * a buffered row costs nothing upstream, and on a crash it is re-leased without having been called.
  */
-const MIN_WINDOW = 128;
+const MIN_WINDOW = 256;
 /** Fewest rows a claim asks for (unless the window is smaller). */
-const MIN_CLAIM = 64;
+const MIN_CLAIM = 128;
 
 /** A claimed row on its way to a backend. */
 type Work = ClaimedRequest & { endpoint: string };
