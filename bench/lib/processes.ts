@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import type { SimOptions, SimStats } from "../../src/sim/index.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const CLI = fileURLToPath(new URL("../../bin/sluice.js", import.meta.url));
+export const CLI = fileURLToPath(new URL("../../bin/sluice.js", import.meta.url));
 
 export interface Child {
   pid: number;
