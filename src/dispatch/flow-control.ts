@@ -220,10 +220,13 @@ export class FlowController {
     const target = this.#limit * gradient + Math.sqrt(this.#limit);
     if (this.#phase === "slow-start") {
       if (gradient >= 1 / (1 + o.tolerance)) return;
-      // Slow start overshoots by up to a round trip: come back at once, not over many windows,
-      // but not below half the limit, which the round before ran without queueing.
+      // Slow start overshoots by a round trip or more (answers that queued come back late): come
+      // back at once to what the engine served in this window plus a small queue. The gradient
+      // describes the window's own in-flight level (windowLimit), not the limit that kept growing
+      // since; scaling the current limit by it left a queue of ~N for seconds (measured).
       this.#phase = "avoidance";
-      this.#set(Math.min(this.#limit, Math.max(target, this.#limit / 2)), "gradient");
+      const serving = this.#serving;
+      this.#set(Math.min(this.#limit, Math.max(serving + Math.sqrt(serving), this.#limit / 4)), "gradient");
     } else if (busy || target < this.#limit) {
       // Smoothed: one window's reading is noisy (prompts that hit or miss the prefix cache).
       this.#set(this.#limit * (1 - o.smoothing) + target * o.smoothing, "gradient");
