@@ -59,6 +59,55 @@ describe("adaptive concurrency", () => {
     expect(Math.max(...limits.slice(-10))).toBeLessThan(120);
   });
 
+  it("leaving slow start, steps back to what the engine served, not to a scaled overshoot", () => {
+    // Event-driven engine like the benchmark's simulator: `slots` decode at once, 10 ms per
+    // token, 10–40 tokens per request, the rest wait in FIFO order. Answers come back a round trip
+    // after the limit grew, so slow start overshoots; the step back must land near
+    // slots + √slots at once (it used to keep ~2× slots for seconds).
+    const slots = 32;
+    let now = 0;
+    let seed = 7;
+    const tokens = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return 10 + (seed % 31);
+    };
+    const flow = new FlowController({}, () => now);
+    let running = 0;
+    const waiting: number[] = []; // send times
+    const events: { at: number; sent: number; tokens: number }[] = [];
+    const trace: [number, number][] = [];
+    while (now < 30_000) {
+      while (flow.available() > 0) {
+        flow.acquire();
+        waiting.push(now);
+      }
+      while (running < slots && waiting.length > 0) {
+        const t = tokens();
+        running++;
+        events.push({ at: now + 10 * t, sent: waiting.shift() as number, tokens: t });
+      }
+      events.sort((a, b) => a.at - b.at);
+      const next = events.shift();
+      if (next === undefined) break;
+      now = next.at;
+      running--;
+      flow.release("ok", now - next.sent, next.tokens);
+      trace.push([now, flow.limit]);
+    }
+    if (process.env.TRACE) {
+      let last = -1;
+      for (const [t, l] of trace) if (l !== last) process.stdout.write(`${t}:${(last = l)} `);
+    }
+    const peak = Math.max(...trace.map(([, l]) => l));
+    expect(peak).toBeGreaterThan(slots * 1.5); // the overshoot this test is about did happen
+    const stepBack = trace.slice(trace.findIndex(([, l]) => l === peak)).find(([, l]) => l < peak);
+    expect(stepBack?.[1]).toBeLessThanOrEqual(slots + 3 * Math.sqrt(slots) + 2);
+    // …and it stays saturated, without a standing queue, for the rest of the run.
+    const settled = trace.filter(([t]) => t > 10_000).map(([, l]) => l);
+    expect(Math.min(...settled)).toBeGreaterThanOrEqual(slots * 0.75); // ¾ during floor probes
+    expect(Math.max(...settled)).toBeLessThanOrEqual(slots + 3 * Math.sqrt(slots) + 2);
+  });
+
   it("never exceeds a known cap", () => {
     let now = 0;
     const flow = new FlowController({ maxLimit: 16 }, () => now);

@@ -1,0 +1,137 @@
+/**
+ * The OpenAI-compatible HTTP backend alone, against a scripted loopback server: how answers are
+ * classified, that one caller signal aborts every call sharing it (the dispatcher shares one per
+ * batch) and only those, and that timeouts are enforced without a timer per call.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BackendResult } from "../../src/backends/backend.js";
+import { OpenAiHttpBackend } from "../../src/backends/openai-http.js";
+
+type Script = (req: IncomingMessage, body: string, res: ServerResponse) => void;
+
+let server: Server;
+let base = "";
+let script: Script = (_req, _body, res) => res.end("{}");
+const hung = new Set<ServerResponse>();
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c: Buffer) => {
+      body += c.toString();
+    });
+    req.on("end", () => script(req, body, res));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+});
+
+afterAll(async () => {
+  for (const res of hung) res.destroy();
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+const call = (backend: OpenAiHttpBackend, signal = new AbortController().signal, body = '{"model":"m"}') =>
+  backend.call({ endpoint: "/v1/chat/completions", body, model: "m", signal });
+
+describe("OpenAiHttpBackend", () => {
+  it("returns the body verbatim with usage, request id and retry hints", async () => {
+    const backend = new OpenAiHttpBackend({ baseUrl: base, timeoutMs: 5_000 });
+    let seenPath = "";
+    let seenBody = "";
+    script = (req, body, res) => {
+      seenPath = req.url ?? "";
+      seenBody = body;
+      res.writeHead(200, { "content-type": "application/json", "x-request-id": "up-1", "retry-after-ms": "250" });
+      res.end(
+        '{"id":"c1","usage":{"prompt_tokens":5,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":2}}}',
+      );
+    };
+    const r = await call(backend, undefined, '{"model":"m","x":1}');
+    expect(seenPath).toBe("/v1/chat/completions");
+    expect(seenBody).toBe('{"model":"m","x":1}');
+    expect(r).toEqual({
+      kind: "response",
+      status: 200,
+      bodyText:
+        '{"id":"c1","usage":{"prompt_tokens":5,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":2}}}',
+      requestId: "up-1",
+      usage: { inputTokens: 5, outputTokens: 3, cachedTokens: 2, reasoningTokens: 0 },
+      retryAfterMs: 250,
+    });
+    await backend.close();
+  });
+
+  it("puts a pretty-printed answer on one line, wraps a non-JSON error, refuses a non-JSON 2xx", async () => {
+    const backend = new OpenAiHttpBackend({ baseUrl: base, timeoutMs: 5_000 });
+    script = (_req, _body, res) => res.end('{\n  "id": "c2"\n}\n');
+    const pretty = await call(backend);
+    expect(pretty.kind === "response" && pretty.bodyText).toBe('{"id":"c2"}');
+    script = (_req, _body, res) => {
+      res.writeHead(503, { "retry-after": "2" });
+      res.end("overloaded");
+    };
+    const refused = await call(backend);
+    expect(refused).toMatchObject({ kind: "response", status: 503, retryAfterMs: 2000, usage: null });
+    expect(refused.kind === "response" && JSON.parse(refused.bodyText)).toEqual({
+      error: { message: "overloaded", type: "upstream_error" },
+    });
+    script = (_req, _body, res) => res.end("not json");
+    expect(await call(backend)).toMatchObject({ kind: "failure", code: "invalid_response", retryable: false });
+    await backend.close();
+  });
+
+  it("aborts every call that shares the fired signal, and only those", async () => {
+    const backend = new OpenAiHttpBackend({ baseUrl: base, timeoutMs: 30_000 });
+    script = (_req, _body, res) => {
+      hung.add(res); // never answered
+    };
+    const batchA = new AbortController();
+    const batchB = new AbortController();
+    const a = Array.from({ length: 5 }, () => call(backend, batchA.signal));
+    const b = Array.from({ length: 3 }, () => call(backend, batchB.signal));
+    let bSettled = false;
+    void Promise.all(b).then(() => {
+      bSettled = true;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    batchA.abort();
+    const results: BackendResult[] = await Promise.all(a);
+    for (const r of results) expect(r).toMatchObject({ kind: "failure", code: "aborted", retryable: true });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(bSettled).toBe(false);
+    batchB.abort();
+    for (const r of await Promise.all(b)) expect(r).toMatchObject({ kind: "failure", code: "aborted" });
+    // A signal that is already aborted never reaches the engine.
+    expect(await call(backend, batchA.signal)).toMatchObject({ kind: "failure", code: "aborted" });
+    await backend.close();
+  });
+
+  it("times out a call that gets no answer, with one sweep rather than a timer per call", async () => {
+    const backend = new OpenAiHttpBackend({ baseUrl: base, timeoutMs: 200 });
+    script = (_req, _body, res) => hung.add(res);
+    const started = performance.now();
+    const results = await Promise.all(Array.from({ length: 4 }, () => call(backend)));
+    const elapsed = performance.now() - started;
+    for (const r of results) expect(r).toMatchObject({ kind: "failure", code: "timeout", retryable: true });
+    // The sweep runs every tenth of the timeout: no call ends before its deadline.
+    expect(elapsed).toBeGreaterThanOrEqual(195);
+    // The backend is usable afterwards.
+    script = (_req, _body, res) => res.end('{"ok":true}');
+    expect(await call(backend)).toMatchObject({ kind: "response", status: 200 });
+    await backend.close();
+  });
+
+  it("reports a refused connection as a retryable connection error", async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const backend = new OpenAiHttpBackend({ baseUrl: `http://127.0.0.1:${port}/v1`, timeoutMs: 5_000 });
+    expect(await call(backend)).toMatchObject({ kind: "failure", code: "connection_error", retryable: true });
+    await backend.close();
+  });
+});

@@ -1,0 +1,137 @@
+/**
+ * The checkpoint writes verdicts with one statement per chunk of up to 256 rows, compiled once per
+ * row-count bucket (8, 16, … 256) and padded with rows that match nothing. Every group size must
+ * write exactly its rows, fenced by the lease, and return the batch counters it moved.
+ */
+import { beforeEach, describe, expect, it } from "vitest";
+import { insertBatch, newBatchRow } from "../../src/store/batches.js";
+import type { RequestInsertRow } from "../../src/store/dialect.js";
+import { checkpoint, type Outcome } from "../../src/store/requests/checkpoint.js";
+import { claimRequests } from "../../src/store/requests/claim.js";
+import { STORES, useFreshStore } from "../helpers/stores.js";
+
+const ROWS = 700;
+
+describe.each(STORES)("checkpoint on $name", (kind) => {
+  const fresh = useFreshStore(kind);
+  let batchId = "";
+  let n = 0;
+
+  beforeEach(async () => {
+    batchId = `batch_cp_${kind.name}_${n++}`;
+    await insertBatch(
+      fresh.store,
+      newBatchRow(
+        {
+          id: batchId,
+          tenant_id: "default",
+          endpoint: "/v1/chat/completions",
+          input_file_id: "file_x",
+          completion_window: "24h",
+          created_at: 1,
+          expires_at: 2_000_000_000,
+        },
+        { status: "in_progress", total: ROWS },
+      ),
+    );
+    const rows: RequestInsertRow[] = Array.from({ length: ROWS }, (_, i) => ({
+      tenant_id: "default",
+      batch_id: batchId,
+      line: i + 1,
+      custom_id: `c-${i + 1}`,
+      model: "m",
+      body: `{"n":${i + 1}}`,
+      status: "pending",
+      prefix_key: null,
+    }));
+    for (let i = 0; i < rows.length; i += 250) {
+      await fresh.store.db
+        .insertInto("requests")
+        .values(rows.slice(i, i + 250))
+        .execute();
+    }
+  });
+
+  const verdict = (line: number, ok: boolean): Outcome => ({
+    kind: ok ? "succeeded" : "failed",
+    batchId,
+    line,
+    responseStatus: ok ? 200 : 500,
+    requestId: `req-${line}`,
+    result: `{"line":${line}}`,
+    error: null,
+    usage: { inputTokens: 3, outputTokens: 2, cachedTokens: 1, reasoningTokens: 0 },
+  });
+
+  it("writes groups of any size (1, 9, 200, 300: padded buckets and two chunks) exactly", async () => {
+    const claimed = await claimRequests(fresh.store, { batchId, owner: "w1", leaseMs: 60_000, limit: 510 });
+    expect(claimed).toHaveLength(510);
+    let next = 1;
+    let completed = 0;
+    let failed = 0;
+    for (const size of [1, 9, 200, 300]) {
+      const group = Array.from({ length: size }, (_, i) => verdict(next + i, (next + i) % 10 !== 0));
+      next += size;
+      const r = await checkpoint(fresh.store, "w1", group);
+      completed += group.filter((o) => o.kind === "succeeded").length;
+      failed += group.filter((o) => o.kind === "failed").length;
+      expect(r.written).toBe(size);
+      expect(r.progress).toEqual([
+        { batchId, tenantId: "default", status: "in_progress", completed, failed, total: ROWS },
+      ]);
+    }
+    const rows = await fresh.store.db
+      .selectFrom("requests")
+      .select(["line", "status", "result", "request_id", "output_tokens", "lease_owner"])
+      .where("batch_id", "=", batchId)
+      .orderBy("line")
+      .execute();
+    for (const row of rows) {
+      if (row.line <= 510) {
+        expect(row.status).toBe(row.line % 10 === 0 ? "failed" : "succeeded");
+        expect(row.result).toBe(`{"line":${row.line}}`);
+        expect(row.request_id).toBe(`req-${row.line}`);
+        expect(Number(row.output_tokens)).toBe(2);
+        expect(row.lease_owner).toBeNull();
+      } else {
+        expect(row.status).toBe("pending");
+        expect(row.result).toBeNull();
+      }
+    }
+    const batch = await fresh.store.db
+      .selectFrom("batches")
+      .select(["completed", "failed", "input_tokens", "output_tokens", "cached_tokens"])
+      .where("id", "=", batchId)
+      .executeTakeFirstOrThrow();
+    expect(Number(batch.completed) + Number(batch.failed)).toBe(510);
+    expect(Number(batch.input_tokens)).toBe(3 * 510);
+    expect(Number(batch.output_tokens)).toBe(2 * 510);
+    expect(Number(batch.cached_tokens)).toBe(510);
+  });
+
+  it("writes nothing for rows whose lease another worker holds, and counts only what it wrote", async () => {
+    await claimRequests(fresh.store, { batchId, owner: "w1", leaseMs: 60_000, limit: 5 });
+    await claimRequests(fresh.store, { batchId, owner: "w2", leaseMs: 60_000, limit: 5 });
+    // w1 holds lines 1–5, w2 lines 6–10; w1 reports on 1–10 (as after losing 6–10 to w2).
+    const r = await checkpoint(
+      fresh.store,
+      "w1",
+      Array.from({ length: 10 }, (_, i) => verdict(i + 1, true)),
+    );
+    expect(r.written).toBe(5);
+    expect(r.progress[0]?.completed).toBe(5);
+    const running = await fresh.store.db
+      .selectFrom("requests")
+      .select("line")
+      .where("batch_id", "=", batchId)
+      .where("status", "=", "running")
+      .orderBy("line")
+      .execute();
+    expect(running.map((x) => x.line)).toEqual([6, 7, 8, 9, 10]);
+  });
+
+  it("returns no progress when nothing was written", async () => {
+    const r = await checkpoint(fresh.store, "w1", [verdict(1, true)]);
+    expect(r).toEqual({ written: 0, progress: [] });
+  });
+});
