@@ -94,10 +94,6 @@ describe("adaptive concurrency", () => {
       flow.release("ok", now - next.sent, next.tokens);
       trace.push([now, flow.limit]);
     }
-    if (process.env.TRACE) {
-      let last = -1;
-      for (const [t, l] of trace) if (l !== last) process.stdout.write(`${t}:${(last = l)} `);
-    }
     const peak = Math.max(...trace.map(([, l]) => l));
     expect(peak).toBeGreaterThan(slots * 1.5); // the overshoot this test is about did happen
     const stepBack = trace.slice(trace.findIndex(([, l]) => l === peak)).find(([, l]) => l < peak);
