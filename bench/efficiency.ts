@@ -2,7 +2,10 @@
  * Efficiency: Sluice at its DEFAULT settings (it is not told the engine's slot count) against the
  * simulator's provable lower bound, and against the plain fixed-concurrency client at N/2, N, 2N
  * and 4N for an N-slot engine; same input, same simulator process (stats reset between runs).
- * A second simulator with a small waiting queue (`maxQueue`) shows who causes a 429 storm.
+ * A second simulator with a small waiting queue (`maxQueue`) shows who causes a 429 storm. A
+ * third has a step time that grows as the batch fills (`stepGrowth`: ×2 at a full batch), as real
+ * engines do: per-token latency then rises before saturation too, which an adaptive limit could
+ * read as queueing and stop short of N.
  *
  * Throughput is measured by the simulator (requests served / its makespan, first arrival → last
  * completion), so process start-up, ingest and output writing do not count for either client;
@@ -25,6 +28,7 @@ const preset = pickSize({
 });
 const N = preset.slots;
 const SIM: SimOptions = { slots: N, stepMs: 10, prefillMsPerToken: 0.1, minOut: 10, maxOut: 40, seed: 7 };
+const STEP_GROWTH = 1;
 
 interface Measured {
   client: string;
@@ -129,16 +133,29 @@ await withScratch("efficiency", async (dir) => {
     await bounded.stop();
   }
 
+  const growing = await startSimProcess({ ...SIM, stepGrowth: STEP_GROWTH });
+  const grown: Measured[] = [];
+  try {
+    grown.push(await measureSluice(growing, dir, inputPath, "growing"));
+    for (const c of [N, 2 * N, 4 * N]) grown.push(await measurePlain(growing, dir, inputPath, c));
+  } finally {
+    await growing.stop();
+  }
+
   const title = `efficiency — ${preset.requests} requests, simulator ${N} slots, step ${SIM.stepMs} ms, ${SIM.minOut}–${SIM.maxOut} output tokens`;
   const openRows = rows(unbounded);
   const limitedRows = rows(limited);
   printTable(`${title}, unbounded queue`, openRows);
   printTable(`${title}, maxQueue ${preset.maxQueue} (429 beyond it)`, limitedRows);
+  const grownRows = rows(grown);
+  printTable(`${title}, step time ×${1 + STEP_GROWTH} at a full batch (stepGrowth ${STEP_GROWTH})`, grownRows);
+  const grownTrace = grown[0]?.limits ?? [];
   const limitTrace = unbounded[0]?.limits ?? [];
   const boundedTrace = limited[0]?.limits ?? [];
   const trace = (t: [number, number][]) => t.map(([ms, l]) => `${ms}→${l}`).join(" ");
   process.stdout.write(`sluice flow limit, unbounded (ms since dispatch began→limit): ${trace(limitTrace)}\n`);
   process.stdout.write(`sluice flow limit, maxQueue ${preset.maxQueue}: ${trace(boundedTrace)}\n`);
+  process.stdout.write(`sluice flow limit, stepGrowth ${STEP_GROWTH}: ${trace(grownTrace)}\n`);
   const path = await writeResult("efficiency", {
     size: preset.size,
     requests: preset.requests,
@@ -146,11 +163,15 @@ await withScratch("efficiency", async (dir) => {
     maxQueue: preset.maxQueue,
     unbounded: openRows,
     bounded: limitedRows,
+    stepGrowth: STEP_GROWTH,
+    growingStep: grownRows,
     sluiceLimitTrace: limitTrace,
     boundedSluiceLimitTrace: boundedTrace,
+    growingStepSluiceLimitTrace: grownTrace,
     rawStats: {
       unbounded: unbounded.map((m) => ({ client: m.client, stats: m.stats })),
       bounded: limited.map((m) => ({ client: m.client, stats: m.stats })),
+      growingStep: grown.map((m) => ({ client: m.client, stats: m.stats })),
     },
   });
   process.stdout.write(`→ ${path}\n`);

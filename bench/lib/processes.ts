@@ -68,6 +68,7 @@ export interface SimProcess extends Child {
 const FLAGS: [keyof SimOptions, string][] = [
   ["slots", "--slots"],
   ["stepMs", "--step-ms"],
+  ["stepGrowth", "--step-growth"],
   ["prefillMsPerToken", "--prefill-ms-per-token"],
   ["blockSize", "--block-size"],
   ["cacheBlocks", "--cache-blocks"],

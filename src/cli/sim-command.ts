@@ -10,6 +10,7 @@ interface SimFlags {
   model?: string;
   slots?: string;
   stepMs?: string;
+  stepGrowth?: string;
   prefillMsPerToken?: string;
   blockSize?: string;
   cacheBlocks?: string;
@@ -35,6 +36,7 @@ export function simOptionsFromFlags(f: SimFlags): SimOptions {
     model: f.model,
     slots: num(f.slots),
     stepMs: num(f.stepMs),
+    stepGrowth: num(f.stepGrowth),
     prefillMsPerToken: num(f.prefillMsPerToken),
     blockSize: num(f.blockSize),
     cacheBlocks: num(f.cacheBlocks),
@@ -62,6 +64,7 @@ export function registerSimCommand(program: Command): void {
     .option("--model <id>", "model id listed by /v1/models (default sluice-sim)")
     .option("--slots <n>", "concurrent sequences (continuous-batching slots) (default 8)")
     .option("--step-ms <ms>", "decode time per token per sequence (default 10)")
+    .option("--step-growth <x>", "step time grows by x at a full batch: stepMs × (1 + x·running/slots) (default 0)")
     .option("--prefill-ms-per-token <ms>", "prefill time per uncached prompt token (default 0.1)")
     .option("--block-size <tokens>", "prefix-cache block size in tokens (default 16)")
     .option("--cache-blocks <n>", "prefix-cache capacity in blocks, 0 = off (default 4096)")

@@ -74,6 +74,13 @@ export const DEFAULT_FLOW_OPTIONS: FlowOptions = {
  */
 const LATENCY_QUANTILE = 0.3;
 
+/**
+ * Slow start continues past a latency rise while throughput grows by at least this share of the
+ * in-flight level's growth (1 below saturation on a flat-step engine, ~0.5 at the slots of an
+ * engine whose step time doubles at a full batch, 0 once requests queue).
+ */
+const THROUGHPUT_ELASTICITY = 0.3;
+
 export type CallSignal = "ok" | "overload" | "error";
 
 export interface FlowSnapshot {
@@ -103,6 +110,8 @@ export class FlowController {
   /** Just below the in-flight count an engine refused; the limit stays under it. */
   #ceiling = Number.POSITIVE_INFINITY;
   #windowsAtCeiling = 0;
+  /** Slow start's last window: its in-flight level and latency, to see whether throughput grew. */
+  #lastWindow: { level: number; latency: number } | undefined;
   /** limit·g of the last window with samples: about how many the engine serves at once. */
   #serving = 0;
   readonly #now: () => number;
@@ -207,15 +216,37 @@ export class FlowController {
     this.#probeCeiling(busy);
     if (samples.length === 0) return;
     const current = quantile(samples, LATENCY_QUANTILE);
-    if (this.#floor === null || current < this.#floor) this.#floor = current;
-    else if (probed) {
-      // Nothing queued during a probe: a higher reading means the work itself got slower.
-      const raised = current > this.#floor * 1.05;
-      this.#floor = Math.min(current, this.#floor * 1.25);
-      this.#windowsToProbe = raised ? 3 : o.probeEvery;
+    if (probed) {
+      // Nothing queues at ¾ of a limit near slots + √slots, so a probe reads the engine's own
+      // speed near the operating point, and becomes the floor, higher or lower: work that got
+      // slower (longer prompts, another model), or an engine whose step time grows as its batch
+      // fills (real engines do). Against a floor kept from the low concurrency of slow start, that
+      // slowdown read as queueing and held the limit at half the slots (measured).
+      const moved = Math.abs(current / (this.#floor ?? current) - 1) > 0.05;
+      this.#floor = current;
+      this.#windowsToProbe = moved ? 3 : o.probeEvery;
       return;
     }
-    const gradient = Math.min(1, this.#floor / current);
+    if (this.#floor === null || current < this.#floor) this.#floor = current;
+    let gradient = Math.min(1, this.#floor / current);
+    const previous = this.#lastWindow;
+    this.#lastWindow = { level: windowLimit, latency: current };
+    if (this.#phase === "slow-start" && gradient < 1 / (1 + o.tolerance) && previous !== undefined) {
+      // Latency rose: the engine queues, or it slows down per token as its batch fills (real
+      // engines do; the simulator's stepGrowth). Only queueing stops throughput (Little's law:
+      // level / latency) from growing with the in-flight level, so slow start goes on while
+      // throughput still grows by at least THROUGHPUT_ELASTICITY of the level's growth…
+      const levelGrowth = windowLimit / previous.level;
+      const throughputGrowth = windowLimit / current / (previous.level / previous.latency);
+      if (levelGrowth > 1 && throughputGrowth - 1 >= THROUGHPUT_ELASTICITY * (levelGrowth - 1)) {
+        this.#serving = windowLimit;
+        return;
+      }
+      // …and once it stops, the previous level's latency, not slow start's first readings, is
+      // the engine's speed near saturation: the floor the gradient is taken against.
+      if (previous.latency > this.#floor) this.#floor = Math.min(previous.latency, current);
+      gradient = Math.min(1, this.#floor / current);
+    }
     this.#serving = windowLimit * gradient;
     const target = this.#limit * gradient + Math.sqrt(this.#limit);
     if (this.#phase === "slow-start") {
@@ -225,6 +256,8 @@ export class FlowController {
       // describes the window's own in-flight level (windowLimit), not the limit that kept growing
       // since; scaling the current limit by it left a queue of ~N for seconds (measured).
       this.#phase = "avoidance";
+      // The floor came from slow start's low concurrency: re-read it near the new limit soon.
+      this.#windowsToProbe = 2;
       const serving = this.#serving;
       this.#set(Math.min(this.#limit, Math.max(serving + Math.sqrt(serving), this.#limit / 4)), "gradient");
     } else if (busy || target < this.#limit) {

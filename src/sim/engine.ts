@@ -2,8 +2,11 @@
  * The simulated inference engine: `slots` sequences run at once (continuous batching), the rest
  * wait in a FIFO queue. A job holds its slot from admission until its prefill (uncached prompt
  * tokens × prefillMsPerToken) and decode (completion tokens × stepMs) are done. Every sequence
- * advances one token per step independently of the others, i.e. the step time does not depend on
- * the batch size (memory-bound decode) and a prefill does not stall other sequences.
+ * advances one token per step independently of the others and a prefill does not stall other
+ * sequences. By default the step time does not depend on the batch size (memory-bound decode);
+ * with `stepGrowth` > 0 a sequence's step time is set at admission from how full the batch is
+ * (stepMs × (1 + stepGrowth × running / slots)), as real engines slow down per token as the
+ * batch fills while their total throughput still grows.
  *
  * Job states: queued → running → done, or queued/running → cancelled (client went away).
  * Zero-duration jobs finish synchronously and never occupy a slot across ticks.
@@ -33,6 +36,7 @@ export type SubmitResult = { accepted: true; cancel(): void } | { accepted: fals
 export interface EngineConfig {
   slots: number;
   stepMs: number;
+  stepGrowth: number;
   prefillMsPerToken: number;
   blockSize: number;
   cacheBlocks: number;
@@ -128,13 +132,14 @@ export class Engine {
 
   #start(entry: Entry, now: number): void {
     const { job } = entry;
-    const { blockSize, prefillMsPerToken, stepMs } = this.#cfg;
+    const { blockSize, prefillMsPerToken, stepMs, stepGrowth, slots } = this.#cfg;
+    const step = stepMs * (1 + (stepGrowth * this.#running.size) / slots);
     const useCache = this.#cache.enabled && job.keys.length > 0;
     entry.hitBlocks = useCache ? this.#cache.lookup(job.keys, now).hitBlocks : 0;
     const prefillMs = (job.promptTokens - entry.hitBlocks * blockSize) * prefillMsPerToken;
     entry.state = "running";
     entry.admittedAt = now;
-    entry.endAt = now + prefillMs + job.completionTokens * stepMs;
+    entry.endAt = now + prefillMs + job.completionTokens * step;
     if (useCache && entry.epoch === this.#epoch) {
       const readyAt = now + prefillMs;
       this.#cache.commitAt(readyAt, job.keys, now, () => entry.cancelledAt >= readyAt);

@@ -24,6 +24,12 @@ export const simOptionsSchema = z
     model: z.string().min(1).default("sluice-sim"),
     slots: z.number().int().min(1).default(8),
     stepMs: z.number().min(0).default(10),
+    /**
+     * How much slower a decode step gets as the batch fills, like a real engine past its
+     * memory-bound regime: a sequence admitted while `r` of `slots` run decodes at
+     * stepMs × (1 + stepGrowth × r / slots) per token. 0 (default) = flat step time.
+     */
+    stepGrowth: z.number().min(0).max(100).default(0),
     prefillMsPerToken: z.number().min(0).default(0.1),
     blockSize: z.number().int().min(1).default(16),
     /** Prefix-cache capacity in blocks; 0 disables the cache. */
