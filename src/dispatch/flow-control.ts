@@ -11,11 +11,14 @@
  *
  *   slow start  — while g ≥ 1/(1+tolerance), the limit grows by one per answer (doubling every
  *                 round trip, at most ×2 a window): fast, yet one call at a time, so an engine
- *                 that refuses is not hit by a burst;
- *   avoidance   — limit ← limit·g + √limit (smoothed; at once, to no less than half, when slow
- *                 start ends, which overshoots by up to a round trip): converges to slots +
- *                 √slots, a small standing queue that keeps every slot busy while latency
- *                 stays bounded;
+ *                 that refuses is not hit by a burst. Past a latency rise it still goes on while
+ *                 throughput (in-flight level / latency, Little's law) grows by at least
+ *                 THROUGHPUT_ELASTICITY of the level's growth: an engine whose step time grows
+ *                 as its batch fills (real ones do) raises latency long before it queues;
+ *   avoidance   — limit ← limit·g + √limit (smoothed; at once when slow start ends, to what its
+ *                 last window served plus √ of it, since slow start overshoots by a round trip
+ *                 or more): converges to slots + √slots, a small standing queue that keeps every
+ *                 slot busy while latency stays bounded;
  *   overload    — 429/503 or timeouts, acted on at once (refusals of calls sent before the
  *                 last reaction are not acted on again): the engine holds
  *                 (slots + its queue) ≈ the in-flight count it refused, so that count minus one
@@ -23,11 +26,12 @@
  *                 below the slots the last window saw served. The ceiling rises 5% after
  *                 `ceilingProbeEvery` busy windows against it, so capacity is re-probed rarely.
  *
- *   probe       — every `probeEvery` windows, one window runs at ¾ of the limit (below the
- *                 slots, so nothing queues) to re-measure the floor: a floor that only ever
- *                 tracked recent windows would drift up with the standing queue and run away.
- *                 A probe that finds a higher floor (longer prompts, a slower model) raises it
- *                 by at most 25% and probes again soon, so a changed workload is re-learned.
+ *   probe       — every `probeEvery` windows (soon after slow start ends, and again soon after
+ *                 a probe that moved it), one window runs at ¾ of the limit — below the slots,
+ *                 so nothing queues — and its reading becomes the floor, higher or lower: the
+ *                 engine's own speed near the operating point. A floor that tracked ordinary
+ *                 windows would drift up with the standing queue and run away; one kept from
+ *                 slow start's low concurrency would read a batch-size slowdown as queueing.
  *
  * Windows sample only calls started after they began (completions arrive roughly in start
  * order, so the first `inFlight` completions of a window are skipped): an answer to a call sent
