@@ -15,10 +15,10 @@
  *                 throughput (in-flight level / latency, Little's law) grows by at least
  *                 THROUGHPUT_ELASTICITY of the level's growth: an engine whose step time grows
  *                 as its batch fills (real ones do) raises latency long before it queues;
- *   avoidance   — limit ← limit·g + √limit (smoothed; at once when slow start ends, to what its
- *                 last window served plus √ of it, since slow start overshoots by a round trip
- *                 or more): converges to slots + √slots, a small standing queue that keeps every
- *                 slot busy while latency stays bounded;
+ *   avoidance   — limit ← limit·g + √limit (smoothed; at once, to no less than half, when slow
+ *                 start ends, which overshoots by up to a round trip): converges to slots +
+ *                 √slots, a small standing queue that keeps every slot busy while latency
+ *                 stays bounded;
  *   overload    — 429/503 or timeouts, acted on at once (refusals of calls sent before the
  *                 last reaction are not acted on again): the engine holds
  *                 (slots + its queue) ≈ the in-flight count it refused, so that count minus one
@@ -26,12 +26,11 @@
  *                 below the slots the last window saw served. The ceiling rises 5% after
  *                 `ceilingProbeEvery` busy windows against it, so capacity is re-probed rarely.
  *
- *   probe       — every `probeEvery` windows (soon after slow start ends, and again soon after
- *                 a probe that moved it), one window runs at ¾ of the limit — below the slots,
- *                 so nothing queues — and its reading becomes the floor, higher or lower: the
- *                 engine's own speed near the operating point. A floor that tracked ordinary
- *                 windows would drift up with the standing queue and run away; one kept from
- *                 slow start's low concurrency would read a batch-size slowdown as queueing.
+ *   probe       — every `probeEvery` windows, one window runs at ¾ of the limit (below the
+ *                 slots, so nothing queues) to re-measure the floor: a floor that only ever
+ *                 tracked recent windows would drift up with the standing queue and run away.
+ *                 A probe that finds a higher floor (longer prompts, a slower model) raises it
+ *                 by at most 25% and probes again soon, so a changed workload is re-learned.
  *
  * Windows sample only calls started after they began (completions arrive roughly in start
  * order, so the first `inFlight` completions of a window are skipped): an answer to a call sent
@@ -114,7 +113,7 @@ export class FlowController {
   /** Just below the in-flight count an engine refused; the limit stays under it. */
   #ceiling = Number.POSITIVE_INFINITY;
   #windowsAtCeiling = 0;
-  /** Slow start's last window: its in-flight level and latency, to see whether throughput grew. */
+  /** The last window with samples: its in-flight level and latency, to see whether throughput grew. */
   #lastWindow: { level: number; latency: number } | undefined;
   /** limit·g of the last window with samples: about how many the engine serves at once. */
   #serving = 0;
@@ -220,50 +219,37 @@ export class FlowController {
     this.#probeCeiling(busy);
     if (samples.length === 0) return;
     const current = quantile(samples, LATENCY_QUANTILE);
-    if (probed) {
-      // Nothing queues at ¾ of a limit near slots + √slots, so a probe reads the engine's own
-      // speed near the operating point, and becomes the floor, higher or lower: work that got
-      // slower (longer prompts, another model), or an engine whose step time grows as its batch
-      // fills (real engines do). Against a floor kept from the low concurrency of slow start, that
-      // slowdown read as queueing and held the limit at half the slots (measured).
-      const moved = Math.abs(current / (this.#floor ?? current) - 1) > 0.05;
-      this.#floor = current;
-      this.#windowsToProbe = moved ? 3 : o.probeEvery;
+    if (this.#floor === null || current < this.#floor) this.#floor = current;
+    else if (probed) {
+      // Nothing queued during a probe: a higher reading means the work itself got slower.
+      const raised = current > this.#floor * 1.05;
+      this.#floor = Math.min(current, this.#floor * 1.25);
+      this.#windowsToProbe = raised ? 3 : o.probeEvery;
       return;
     }
-    if (this.#floor === null || current < this.#floor) this.#floor = current;
-    let gradient = Math.min(1, this.#floor / current);
+    const gradient = Math.min(1, this.#floor / current);
     const previous = this.#lastWindow;
     this.#lastWindow = { level: windowLimit, latency: current };
     if (this.#phase === "slow-start" && gradient < 1 / (1 + o.tolerance) && previous !== undefined) {
       // Latency rose: the engine queues, or it slows down per token as its batch fills (real
       // engines do; the simulator's stepGrowth). Only queueing stops throughput (Little's law:
       // level / latency) from growing with the in-flight level, so slow start goes on while
-      // throughput still grows by at least THROUGHPUT_ELASTICITY of the level's growth…
+      // throughput still grows by at least THROUGHPUT_ELASTICITY of the level's growth.
       const levelGrowth = windowLimit / previous.level;
       const throughputGrowth = windowLimit / current / (previous.level / previous.latency);
       if (levelGrowth > 1 && throughputGrowth - 1 >= THROUGHPUT_ELASTICITY * (levelGrowth - 1)) {
         this.#serving = windowLimit;
         return;
       }
-      // …and once it stops, the previous level's latency, not slow start's first readings, is
-      // the engine's speed near saturation: the floor the gradient is taken against.
-      if (previous.latency > this.#floor) this.#floor = Math.min(previous.latency, current);
-      gradient = Math.min(1, this.#floor / current);
     }
     this.#serving = windowLimit * gradient;
     const target = this.#limit * gradient + Math.sqrt(this.#limit);
     if (this.#phase === "slow-start") {
       if (gradient >= 1 / (1 + o.tolerance)) return;
-      // Slow start overshoots by a round trip or more (answers that queued come back late): come
-      // back at once to what the engine served in this window plus a small queue. The gradient
-      // describes the window's own in-flight level (windowLimit), not the limit that kept growing
-      // since; scaling the current limit by it left a queue of ~N for seconds (measured).
+      // Slow start overshoots by up to a round trip: come back at once, not over many windows,
+      // but not below half the limit, which the round before ran without queueing.
       this.#phase = "avoidance";
-      // The floor came from slow start's low concurrency: re-read it near the new limit soon.
-      this.#windowsToProbe = 2;
-      const serving = this.#serving;
-      this.#set(Math.min(this.#limit, Math.max(serving + Math.sqrt(serving), this.#limit / 4)), "gradient");
+      this.#set(Math.min(this.#limit, Math.max(target, this.#limit / 2)), "gradient");
     } else if (busy || target < this.#limit) {
       // Smoothed: one window's reading is noisy (prompts that hit or miss the prefix cache).
       this.#set(this.#limit * (1 - o.smoothing) + target * o.smoothing, "gradient");
