@@ -8,6 +8,7 @@
  * AbortController per batch (a controller per call cost as much as a fast call): a cancel or an
  * expiry aborts the batch's, shutdown aborts them all.
  */
+import { setMaxListeners } from "node:events";
 import type { Backend, BackendResult } from "../backends/backend.js";
 import type { BackendPool, Router } from "../backends/router.js";
 import type { Logger } from "../logger.js";
@@ -231,6 +232,8 @@ export class Dispatcher {
     let abort = this.#aborts.get(req.batchId);
     if (abort === undefined) {
       abort = new AbortController();
+      // Every call of the batch listens to it (backends add one listener per call): many by design.
+      setMaxListeners(0, abort.signal);
       this.#aborts.set(req.batchId, abort);
     }
     flow.acquire();

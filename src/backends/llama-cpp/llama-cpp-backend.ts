@@ -6,6 +6,7 @@
  * backend_closed, in-flight generations are aborted and awaited) → closed (context, model and
  * runtime disposed). close() is idempotent and every disposal step runs even if another throws.
  */
+import { setMaxListeners } from "node:events";
 import { SluiceError } from "../../errors.js";
 import type { Logger } from "../../logger.js";
 import type { Backend, BackendCall, BackendFailure, BackendResult } from "../backend.js";
@@ -75,7 +76,8 @@ class LlamaCppBackendImpl implements LlamaCppBackend {
   readonly #services: EngineServices;
   readonly #logger: Logger | undefined;
   /** Aborts every in-flight call when the backend closes. */
-  readonly #closing = new AbortController();
+  /** Aborted on close; every call in flight listens to it (many by design: no listener cap). */
+  readonly #closing = closingController();
   readonly #inFlight = new Set<Promise<unknown>>();
   #closed: Promise<void> | null = null;
 
@@ -209,4 +211,10 @@ export async function createLlamaCppBackend(options: LlamaCppBackendOptions): Pr
   };
   options.logger?.info("llama.cpp model loaded", { ...info });
   return new LlamaCppBackendImpl(`llama-cpp:${options.model}`, engine, info, options);
+}
+
+function closingController(): AbortController {
+  const c = new AbortController();
+  setMaxListeners(0, c.signal);
+  return c;
 }
