@@ -85,6 +85,12 @@ export class Dispatcher {
   setActiveBatches(batches: ActiveBatch[]): void {
     this.#batches = batches;
     this.#nothingToClaimUntil = 0;
+    // A finished batch's controller goes once none of its calls is left (one per batch, not a leak).
+    if (this.#aborts.size > batches.length) {
+      const keep = this.batchesInFlight();
+      for (const b of batches) keep.add(b.id);
+      for (const id of this.#aborts.keys()) if (!keep.has(id)) this.#aborts.delete(id);
+    }
     this.pump();
   }
 

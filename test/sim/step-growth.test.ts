@@ -9,19 +9,23 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-it("slows each new sequence by how many already run, and not the ones already running", async () => {
-  vi.useFakeTimers();
-  let now = 0;
-  const engine = new Engine({
+/** Four slots, 10 ms a token, no prefill or cache: only the step time varies. */
+const engineWith = (stepGrowth: number, now: () => number) =>
+  new Engine({
     slots: 4,
     stepMs: 10,
-    stepGrowth: 1,
+    stepGrowth,
     prefillMsPerToken: 0,
     blockSize: 16,
     cacheBlocks: 0,
     maxQueue: undefined,
-    now: () => now,
+    now,
   });
+
+it("slows each new sequence by how many already run, and not the ones already running", async () => {
+  vi.useFakeTimers();
+  let now = 0;
+  const engine = engineWith(1, () => now);
   const done: JobOutcome[] = [];
   const submit = () => engine.submit({ promptTokens: 1, keys: [], completionTokens: 10, onDone: (o) => done.push(o) });
   // Admitted with 0, 1, 2 and 3 sequences running: 10 tokens at 10, 12.5, 15 and 17.5 ms each.
@@ -32,16 +36,7 @@ it("slows each new sequence by how many already run, and not the ones already ru
   }
   expect(done.map((o) => o.finishedAt)).toEqual([100, 125, 150, 175]);
   // The default is a flat step: every sequence takes tokens × stepMs.
-  const flat = new Engine({
-    slots: 4,
-    stepMs: 10,
-    stepGrowth: 0,
-    prefillMsPerToken: 0,
-    blockSize: 16,
-    cacheBlocks: 0,
-    maxQueue: undefined,
-    now: () => now,
-  });
+  const flat = engineWith(0, () => now);
   const flatDone: number[] = [];
   const start = now;
   for (let i = 0; i < 4; i++)

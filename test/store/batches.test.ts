@@ -7,26 +7,14 @@ import {
   getBatch,
   insertBatch,
   listBatches,
-  newBatchRow,
   releaseBatchOwnership,
   transitionBatch,
 } from "../../src/store/batches.js";
 import { insertRequestChunk } from "../../src/store/requests/insert.js";
+import { testBatch } from "../helpers/rows.js";
 import { STORES, useFreshStore } from "../helpers/stores.js";
 
-const batch = (id: string, o: Partial<BatchRow> = {}): BatchRow =>
-  newBatchRow(
-    {
-      id,
-      tenant_id: "t1",
-      endpoint: "/v1/chat/completions",
-      input_file_id: "file-in",
-      completion_window: "24h",
-      created_at: 1_700_000_000,
-      expires_at: 1_700_086_400,
-    },
-    o,
-  );
+const batch = (id: string, o: Partial<BatchRow> = {}): BatchRow => testBatch(id, o);
 
 describe.each(STORES)("batches on $name", (kind) => {
   const t = useFreshStore(kind);

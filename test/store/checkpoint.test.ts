@@ -4,10 +4,10 @@
  * write exactly its rows, fenced by the lease, and return the batch counters it moved.
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import { insertBatch, newBatchRow } from "../../src/store/batches.js";
-import type { RequestInsertRow } from "../../src/store/dialect.js";
+import { insertBatch } from "../../src/store/batches.js";
 import { checkpoint, type Outcome } from "../../src/store/requests/checkpoint.js";
 import { claimRequests } from "../../src/store/requests/claim.js";
+import { seedPendingRequests, testBatch } from "../helpers/rows.js";
 import { STORES, useFreshStore } from "../helpers/stores.js";
 
 const ROWS = 700;
@@ -21,35 +21,13 @@ describe.each(STORES)("checkpoint on $name", (kind) => {
     batchId = `batch_cp_${kind.name}_${n++}`;
     await insertBatch(
       fresh.store,
-      newBatchRow(
-        {
-          id: batchId,
-          tenant_id: "default",
-          endpoint: "/v1/chat/completions",
-          input_file_id: "file_x",
-          completion_window: "24h",
-          created_at: 1,
-          expires_at: 2_000_000_000,
-        },
+      testBatch(
+        batchId,
         { status: "in_progress", total: ROWS },
+        { tenantId: "default", createdAt: 1, expiresAt: 2_000_000_000 },
       ),
     );
-    const rows: RequestInsertRow[] = Array.from({ length: ROWS }, (_, i) => ({
-      tenant_id: "default",
-      batch_id: batchId,
-      line: i + 1,
-      custom_id: `c-${i + 1}`,
-      model: "m",
-      body: `{"n":${i + 1}}`,
-      status: "pending",
-      prefix_key: null,
-    }));
-    for (let i = 0; i < rows.length; i += 250) {
-      await fresh.store.db
-        .insertInto("requests")
-        .values(rows.slice(i, i + 250))
-        .execute();
-    }
+    await seedPendingRequests(fresh.store, batchId, ROWS, (line) => `{"n":${line}}`);
   });
 
   const verdict = (line: number, ok: boolean): Outcome => ({

@@ -4,8 +4,8 @@
  * nested-loop semi join that re-ran the subquery per row, so one claim took the whole batch.
  */
 import { describe, expect, it } from "vitest";
-import type { RequestInsertRow } from "../../src/store/dialect.js";
 import { claimRequests } from "../../src/store/requests/claim.js";
+import { seedPendingRequests } from "../helpers/rows.js";
 import { STORES, useFreshStore } from "../helpers/stores.js";
 
 describe.each(STORES)("claimRequests on $name", (kind) => {
@@ -13,22 +13,7 @@ describe.each(STORES)("claimRequests on $name", (kind) => {
 
   it("claims exactly `limit` rows, and concurrent claims are disjoint", async () => {
     const batchId = "batch_claim_limit";
-    const rows: RequestInsertRow[] = Array.from({ length: 2000 }, (_, i) => ({
-      tenant_id: "default",
-      batch_id: batchId,
-      line: i + 1,
-      custom_id: `c-${i}`,
-      model: "m",
-      body: "{}",
-      status: "pending",
-      prefix_key: null,
-    }));
-    for (let i = 0; i < rows.length; i += 500) {
-      await fresh.store.db
-        .insertInto("requests")
-        .values(rows.slice(i, i + 500))
-        .execute();
-    }
+    await seedPendingRequests(fresh.store, batchId, 2000);
     const claim = (owner: string) => claimRequests(fresh.store, { batchId, owner, leaseMs: 60_000, limit: 32 });
     const first = await claim("w1");
     expect(first.map((r) => r.line)).toEqual(Array.from({ length: 32 }, (_, i) => i + 1));

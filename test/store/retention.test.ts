@@ -1,7 +1,8 @@
 /** The retention query on every dialect: ended batches past output_expires_after, with rows left. */
 import { describe, expect, it } from "vitest";
-import { batchesWithExpiredResults, deleteBatchRequests, insertBatch, newBatchRow } from "../../src/store/batches.js";
+import { batchesWithExpiredResults, deleteBatchRequests, insertBatch } from "../../src/store/batches.js";
 import { insertRequestChunk } from "../../src/store/requests/insert.js";
+import { testBatch } from "../helpers/rows.js";
 import { STORES, useFreshStore } from "../helpers/stores.js";
 
 describe.each(STORES)("result retention on $name", (kind) => {
@@ -11,16 +12,8 @@ describe.each(STORES)("result retention on $name", (kind) => {
     const add = async (id: string, status: string, endedAt: number | null, keep: number | null) => {
       await insertBatch(
         t.store,
-        newBatchRow(
-          {
-            id,
-            tenant_id: "t1",
-            endpoint: "/v1/chat/completions",
-            input_file_id: "file-in",
-            completion_window: "24h",
-            created_at: 1,
-            expires_at: 86_401,
-          },
+        testBatch(
+          id,
           {
             status,
             in_progress_at: 1,
@@ -30,6 +23,7 @@ describe.each(STORES)("result retention on $name", (kind) => {
             output_expires_seconds: keep,
             total: 1,
           },
+          { createdAt: 1, expiresAt: 86_401 },
         ),
       );
       await insertRequestChunk(t.store, [
