@@ -1,7 +1,8 @@
 /**
  * `GET /metrics`: queue gauges in the Prometheus text format, read from the shared store, so any
- * API replica reports the whole deployment's queue. `sluice_pending_requests` is what the worker
- * autoscaler follows (deploy/k8s/worker-hpa.yaml). Aggregates only (no tenant or batch ids), and
+ * API replica reports the whole deployment's queue. `sluice_backlog_requests` (pending + running) is
+ * what the worker autoscaler follows (deploy/k8s/worker-hpa.yaml): a worker leases a window of rows
+ * ahead of its calls, so pending alone can read 0 while most of a batch is still to run. Aggregates only (no tenant or batch ids), and
  * outside /v1, so it needs no key: keep it on an internal Service, not on the public ingress.
  */
 import type { FastifyInstance } from "fastify";
@@ -50,6 +51,9 @@ export function renderPrometheus(m: QueueMetrics): string {
     "# HELP sluice_running_requests Requests claimed by a worker under a lease.",
     "# TYPE sluice_running_requests gauge",
     `sluice_running_requests ${m.runningRequests}`,
+    "# HELP sluice_backlog_requests Requests not finished yet: pending plus running, across all batches.",
+    "# TYPE sluice_backlog_requests gauge",
+    `sluice_backlog_requests ${m.pendingRequests + m.runningRequests}`,
     "# HELP sluice_batches Batches by status.",
     "# TYPE sluice_batches gauge",
     ...BATCH_STATUSES.map((s) => `sluice_batches{status="${s}"} ${m.batches[s]}`),

@@ -41,6 +41,7 @@ describe.each(STORES)("queue metrics on $name", (kind) => {
     const text = renderPrometheus(m);
     expect(text).toContain("# TYPE sluice_pending_requests gauge\nsluice_pending_requests 4\n");
     expect(text).toContain("sluice_running_requests 1\n");
+    expect(text).toContain("sluice_backlog_requests 5\n");
     expect(text).toContain('sluice_batches{status="in_progress"} 2\n');
     expect(text).toContain('sluice_batches{status="expired"} 0\n');
     // Every sample line is `name{labels} value`: what a Prometheus scraper accepts.

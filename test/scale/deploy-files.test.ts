@@ -153,22 +153,22 @@ describe("Kubernetes manifests (deploy/k8s)", () => {
     expect(matches(pdb.spec.selector.matchLabels, apiPod.metadata.labels)).toBe(true);
   });
 
-  it("the HPA scales the workers on sluice_pending_requests, a metric /metrics serves", () => {
+  it("the HPA scales the workers on sluice_backlog_requests, a metric /metrics serves", () => {
     const hpa = named("HorizontalPodAutoscaler", "sluice-worker") as Obj;
     expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: "apps/v1", kind: "Deployment", name: "sluice-worker" });
     expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(1);
     expect(hpa.spec.maxReplicas).toBeGreaterThan(hpa.spec.minReplicas);
     const metric = hpa.spec.metrics[0];
     expect(metric.type).toBe("External");
-    expect(metric.external.metric.name).toBe("sluice_pending_requests");
+    expect(metric.external.metric.name).toBe("sluice_backlog_requests");
     const exposition = renderPrometheus({
       pendingRequests: 0,
       runningRequests: 0,
       batches: Object.fromEntries(BATCH_STATUSES.map((s) => [s, 0])) as Record<(typeof BATCH_STATUSES)[number], number>,
     });
-    expect(exposition).toMatch(/^sluice_pending_requests \d+$/m);
+    expect(exposition).toMatch(/^sluice_backlog_requests \d+$/m);
     const adapter = parse(read(join(DEPLOY, "prometheus-adapter-values.yaml"))) as Obj;
-    expect(adapter.rules.external.map((r: Obj) => r.name.as)).toContain("sluice_pending_requests");
+    expect(adapter.rules.external.map((r: Obj) => r.name.as)).toContain("sluice_backlog_requests");
   });
 
   it("set only SLUICE_* variables that Sluice reads", () => {
