@@ -2,12 +2,19 @@
  * Adaptive concurrency per backend: find and hold the engine's saturation point without being
  * told its slot count, without flooding it.
  *
- * Signal: latency per generated token (latency / (1 + completion tokens)), a window's 30th
- * percentile (see LATENCY_QUANTILE).
- * Below saturation it stays near its floor; once more requests are in flight than the engine
- * has slots, the surplus waits in the engine's queue and the per-token latency rises in
- * proportion (ratio ≈ inFlight / slots). So with gradient g = floor / current, limit·g is about
- * how many requests the engine serves at once:
+ * Signal: the gradient g, about (slots serving) / (requests in flight), read two ways; the larger
+ * reading wins:
+ *   per token — latency per generated token (latency / (1 + completion tokens)), a window's 30th
+ *               percentile (see LATENCY_QUANTILE), against its floor: g = floor / current. Once
+ *               more requests are in flight than the engine has slots, the surplus waits in its
+ *               queue and this rises in proportion (ratio ≈ inFlight / slots). But it also rises
+ *               when the engine's step time grows as its batch fills (real engines do), and read
+ *               as a queue that held the limit at ~⅔ of 32 slots and ~½ of 128.
+ *   wait      — a fit of latency = wait + perToken × tokens over the window (fitLatency). A queue
+ *               delays a request before its first token, whatever its length: it raises `wait`.
+ *               A slower step raises `perToken`. g = typical latency with the base wait / with
+ *               this window's wait. Needs answers of varied lengths; without, per token alone.
+ * So limit·g is about how many requests the engine serves at once:
  *
  *   slow start  — while g ≥ 1/(1+tolerance), the limit grows by one per answer (doubling every
  *                 round trip, at most ×2 a window): fast, yet one call at a time, so an engine
@@ -31,6 +38,7 @@
  *                 tracked recent windows would drift up with the standing queue and run away.
  *                 A probe that finds a higher floor (longer prompts, a slower model) raises it
  *                 by at most 25% and probes again soon, so a changed workload is re-learned.
+ *                 Probes re-measure the base wait too (see #learnBaseWait).
  *
  * Windows sample only calls started after they began (completions arrive roughly in start
  * order, so the first `inFlight` completions of a window are skipped): an answer to a call sent
@@ -84,6 +92,10 @@ const LATENCY_QUANTILE = 0.3;
  */
 const THROUGHPUT_ELASTICITY = 0.3;
 
+/** Fewest answers a fit takes; answers pooled from small windows before they are fitted together. */
+const MIN_FIT = 12;
+const POOLED_FIT = 32;
+
 export type CallSignal = "ok" | "overload" | "error";
 
 export interface FlowSnapshot {
@@ -99,7 +111,16 @@ export class FlowController {
   #inFlight = 0;
   #phase: "slow-start" | "avoidance" = "slow-start";
   #floor: number | null = null;
+  /** This window's fresh answers: latency per token, latency, completion tokens. */
   #samples: number[] = [];
+  #latencies: number[] = [];
+  #tokens: number[] = [];
+  /** Least queue wait a fit found (see fitLatency): the wait with nothing queued. */
+  #baseWait: number | null = null;
+  /** Answers of windows too small to fit alone (slow start's first), pooled until there are enough. */
+  #pool: { latencies: number[]; tokens: number[] } = { latencies: [], tokens: [] };
+  /** The base waits the last probe windows read (see #learnBaseWait). */
+  #probeWaits: number[] = [];
   #windowStart: number;
   /** The effective limit when the window began: its sample target and slow start's cap. */
   #windowLimit: number;
@@ -175,10 +196,16 @@ export class FlowController {
     }
     if (!fresh) return;
     this.#samples.push(latencyMs / (1 + outputTokens));
+    this.#latencies.push(latencyMs);
+    this.#tokens.push(outputTokens);
     const n = this.#samples.length;
     const elapsed = this.#now() - this.#windowStart;
     const wanted = this.#phase === "slow-start" ? Math.ceil(this.#windowLimit / 2) : this.#windowLimit;
-    if (n >= Math.max(this.#o.minWindowSamples, wanted) || elapsed >= this.#o.maxWindowMs) this.#endWindow();
+    let enough = n >= Math.max(this.#o.minWindowSamples, wanted);
+    // A slow-start window whose per-token latency rose waits for enough answers to fit (is it a
+    // queue, or the engine slowing as its batch fills?) rather than end slow start on it.
+    if (enough && this.#phase === "slow-start" && n < MIN_FIT && this.#perTokenRose(LATENCY_QUANTILE)) enough = false;
+    if (enough || elapsed >= this.#o.maxWindowMs) this.#endWindow();
     // Slow start looks early and often: the first answers that queued end it, before it doubles past.
     else if (this.#phase === "slow-start" && n >= this.#o.minWindowSamples && n % 4 === 0 && this.#queueing()) {
       this.#endWindow();
@@ -187,7 +214,18 @@ export class FlowController {
 
   /** Whether this window's samples so far show latency risen past the tolerance (median: reacts sooner). */
   #queueing(): boolean {
-    return this.#floor !== null && this.#floor / quantile(this.#samples, 0.5) < 1 / (1 + this.#o.tolerance);
+    // The per-token reading also rises when the engine slows as its batch fills: let a fit
+    // confirm a queue, once there are enough answers for one.
+    if (!this.#perTokenRose(0.5) || this.#latencies.length < MIN_FIT) return false;
+    const fit = fitLatency(this.#latencies, this.#tokens);
+    return (
+      fit === undefined || this.#baseWait === null || waitGradient(fit, this.#baseWait) < 1 / (1 + this.#o.tolerance)
+    );
+  }
+
+  /** Whether this window's latency per token (quantile q) rose past the tolerance over the floor. */
+  #perTokenRose(q: number): boolean {
+    return this.#floor !== null && this.#floor / quantile(this.#samples, q) < 1 / (1 + this.#o.tolerance);
   }
 
   #overload(refusedAt: number): void {
@@ -201,6 +239,8 @@ export class FlowController {
 
   #startWindow(): void {
     this.#samples = [];
+    this.#latencies = [];
+    this.#tokens = [];
     this.#windowStart = this.#now();
     this.#peakInFlight = this.#inFlight;
     this.#stale = this.#inFlight;
@@ -210,6 +250,9 @@ export class FlowController {
   #endWindow(): void {
     const o = this.#o;
     const samples = this.#samples;
+    const latencies = this.#latencies;
+    const tokens = this.#tokens;
+    const fit = fitLatency(latencies, tokens);
     // Only a window that kept the limit (nearly) full says anything about whether it is too low.
     const busy = this.#peakInFlight >= Math.floor(this.#windowLimit * 0.9);
     const windowLimit = this.#windowLimit;
@@ -219,6 +262,7 @@ export class FlowController {
     this.#probeCeiling(busy);
     if (samples.length === 0) return;
     const current = quantile(samples, LATENCY_QUANTILE);
+    this.#learnBaseWait(fit, latencies, tokens, probed);
     if (this.#floor === null || current < this.#floor) this.#floor = current;
     else if (probed) {
       // Nothing queued during a probe: a higher reading means the work itself got slower.
@@ -227,7 +271,10 @@ export class FlowController {
       this.#windowsToProbe = raised ? 3 : o.probeEvery;
       return;
     }
-    const gradient = Math.min(1, this.#floor / current);
+    // Two readings of the queue; the larger gradient wins (see the header).
+    const perToken = Math.min(1, this.#floor / current);
+    const gradient =
+      fit !== undefined && this.#baseWait !== null ? Math.max(perToken, waitGradient(fit, this.#baseWait)) : perToken;
     const previous = this.#lastWindow;
     this.#lastWindow = { level: windowLimit, latency: current };
     if (this.#phase === "slow-start" && gradient < 1 / (1 + o.tolerance) && previous !== undefined) {
@@ -257,6 +304,39 @@ export class FlowController {
     if (--this.#windowsToProbe <= 0) this.#probing = true;
   }
 
+  /**
+   * The base wait. Slow start: the least any fit found (its first windows queue nothing). Then
+   * probe windows, which queue nothing either, re-measure it: the median of the last three
+   * readings, so a longer prompt (a longer prefill) is re-learned and one noisy fit is not. Other
+   * windows only pull it down, by a quarter of the gap: not a running minimum, which noise ratchets
+   * down until the standing queue is read as base and the limit sinks below the slots.
+   */
+  #learnBaseWait(fit: LatencyFit | undefined, latencies: number[], tokens: number[], probed: boolean): void {
+    let wait = fit?.wait;
+    // Slow start's base comes from its first answers, pooled: a fit of one small window is noisy.
+    if (fit === undefined || this.#baseWait === null) {
+      this.#pool.latencies.push(...latencies);
+      this.#pool.tokens.push(...tokens);
+      if (this.#pool.latencies.length < POOLED_FIT) return;
+      wait = fitLatency(this.#pool.latencies, this.#pool.tokens)?.wait;
+      this.#pool = { latencies: [], tokens: [] };
+      probed = false;
+    }
+    if (wait === undefined) return;
+    if (this.#baseWait === null) {
+      this.#baseWait = wait;
+    } else if (this.#phase === "slow-start") {
+      return;
+    } else if (probed) {
+      if (this.#probeWaits.length === 0) this.#probeWaits.push(this.#baseWait);
+      this.#probeWaits.push(wait);
+      if (this.#probeWaits.length > 3) this.#probeWaits.shift();
+      this.#baseWait = quantile(this.#probeWaits, 0.5, "lower");
+    } else if (wait < this.#baseWait) {
+      this.#baseWait += 0.25 * (wait - this.#baseWait);
+    }
+  }
+
   /** After enough busy windows pressed against the ceiling, let it rise by 5% (at least one). */
   #probeCeiling(busy: boolean): void {
     if (!Number.isFinite(this.#ceiling) || !busy || this.#limit < this.#ceiling) return;
@@ -278,8 +358,67 @@ function clamp(v: number, lo: number, hi: number): number {
   return Math.min(hi, Math.max(lo, v));
 }
 
-/** Nearest-rank quantile q ∈ [0, 1] of a non-empty list. */
-function quantile(values: number[], q: number): number {
+/** Nearest-rank quantile q ∈ [0, 1] of a non-empty list ("lower": the lower of two middles). */
+function quantile(values: number[], q: number, rank: "upper" | "lower" = "upper"): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
+  const i = rank === "upper" ? Math.floor(q * sorted.length) : Math.floor(q * (sorted.length - 1));
+  return sorted[Math.min(sorted.length - 1, i)] as number;
+}
+
+/**
+ * A window's latencies as wait + perToken × completion tokens. perToken: the median slope between
+ * pairs of one answer from the shortest third and one from the longest (Theil–Sen); wait: a low
+ * quantile (LATENCY_QUANTILE) of latency − perToken × tokens over all answers. Queueing delays a
+ * request before its first token, whatever its length, so it raises `wait`; an engine that slows
+ * per token as its batch fills raises `perToken` instead. `typical` is the fitted latency at the
+ * median length. Undefined when lengths vary too little to tell the two apart (fixed max_tokens,
+ * embeddings) or the window is too small.
+ */
+export interface LatencyFit {
+  wait: number;
+  perToken: number;
+  typical: number;
+}
+
+export function fitLatency(latencies: number[], tokens: number[]): LatencyFit | undefined {
+  const n = latencies.length;
+  if (n < MIN_FIT) return undefined;
+  const order = tokens.map((_, i) => i).sort((a, b) => (tokens[a] as number) - (tokens[b] as number));
+  const third = Math.floor(n / 3);
+  // At most 48 × 48 pairs: enough for a median, cheap at any window size.
+  const stride = Math.max(1, Math.floor(third / 48));
+  const low = order.slice(0, third).filter((_, j) => j % stride === 0);
+  const high = order.slice(n - third).filter((_, j) => j % stride === 0);
+  const kLow = quantile(
+    low.map((i) => tokens[i] as number),
+    0.5,
+  );
+  const kHigh = quantile(
+    high.map((i) => tokens[i] as number),
+    0.5,
+  );
+  if (kHigh < kLow * 1.5 + 2) return undefined;
+  const slopes: number[] = [];
+  for (const a of low) {
+    for (const b of high) {
+      const dk = (tokens[b] as number) - (tokens[a] as number);
+      if (dk > 0) slopes.push(((latencies[b] as number) - (latencies[a] as number)) / dk);
+    }
+  }
+  if (slopes.length === 0) return undefined;
+  const perToken = quantile(slopes, 0.5);
+  if (!(perToken > 0)) return undefined;
+  // Below zero is noise: time that does not grow with the length is never negative.
+  const wait = Math.max(0, quantile(residuals(latencies, tokens, perToken), LATENCY_QUANTILE));
+  return { wait, perToken, typical: wait + perToken * quantile(tokens, 0.5) };
+}
+
+function residuals(latencies: number[], tokens: number[], perToken: number): number[] {
+  return latencies.map((l, i) => l - perToken * (tokens[i] as number));
+}
+
+/** The gradient from a fit: the typical latency with the base wait over that with this window's. */
+function waitGradient(fit: LatencyFit, baseWait: number): number {
+  const typical = Math.max(fit.typical, 1e-9);
+  return Math.min(1, Math.max(0, typical - (fit.wait - baseWait)) / typical);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FlowController } from "../../src/dispatch/flow-control.js";
+import { FlowController, fitLatency } from "../../src/dispatch/flow-control.js";
 import { DEFAULT_RETRY_POLICY, decide, parseRetryAfter, retryDelay } from "../../src/dispatch/retry-policy.js";
 
 /**
@@ -116,8 +116,7 @@ describe("adaptive concurrency", () => {
   it("does not end slow start at an engine's batch-size slowdown (throughput still grows)", () => {
     // Step time ×2 at a full batch: per-token latency at 16 in flight is already 1.5× that at 4.
     // Read as queueing, slow start ended at 32 and stepped back to ~15 of 32 slots (0.67 of the
-    // best fixed client in bench/efficiency.ts). Known gap: afterwards the floor, learned at low
-    // concurrency, lets the limit drift below the slots over tens of seconds (docs/performance.md).
+    // best fixed client in bench/efficiency.ts).
     const slots = 32;
     const trace = runEngine(slots, 1, 15_000);
     const peak = Math.max(...trace.map(([, l]) => l));
@@ -126,6 +125,28 @@ describe("adaptive concurrency", () => {
     const firstSeconds = afterPeak.filter(([t]) => t < (afterPeak[0]?.[0] ?? 0) + 5_000).map(([, l]) => l);
     expect(Math.min(...firstSeconds)).toBeGreaterThanOrEqual(slots);
   });
+
+  for (const [slots, growth] of [
+    [32, 1],
+    [128, 1],
+    [32, 3],
+    [128, 3],
+  ] as const) {
+    it(`holds ${slots} slots for minutes when the step time grows ×${1 + growth} with the batch`, () => {
+      // The per-token latency alone read the batch slowdown as a queue: the limit sank to ~⅔ of
+      // 32 slots and ~½ of 128 (¼ at ×4). The fit tells a queue (wait before the first token)
+      // from a slower step (time per token), so the limit holds the slots plus a small queue.
+      const trace = runEngine(slots, growth, 120_000);
+      let area = 0;
+      for (let i = 1; i < trace.length; i++) {
+        const [t, limit] = trace[i - 1] as [number, number];
+        if (t >= 40_000) area += limit * ((trace[i] as [number, number])[0] - t);
+      }
+      const mean = area / ((trace.at(-1) as [number, number])[0] - 40_000);
+      expect(mean).toBeGreaterThanOrEqual(slots);
+      expect(mean).toBeLessThanOrEqual(slots + 3 * Math.sqrt(slots) + 2);
+    });
+  }
 
   it("never exceeds a known cap", () => {
     let now = 0;
@@ -172,5 +193,48 @@ describe("retry policy", () => {
     expect(retryDelay(p, e, 1, () => 0)).toBe(p.baseDelayMs / 2);
     expect(retryDelay(p, e, 1, () => 1)).toBe(p.baseDelayMs);
     expect(retryDelay(p, e, 30, () => 1)).toBe(p.maxDelayMs);
+  });
+});
+
+describe("fitLatency: queue wait apart from time per token", () => {
+  /** Answers of 5–60 tokens: latency = wait + perToken × tokens (+ a prefill for cache misses). */
+  const answers = (wait: number, perToken: number, missPrefill = 0, missEvery = 0) => {
+    const latencies: number[] = [];
+    const tokens: number[] = [];
+    for (let i = 0; i < 120; i++) {
+      const k = 5 + ((i * 37) % 56);
+      const miss = missEvery > 0 && i % missEvery === 0 ? missPrefill : 0;
+      latencies.push(wait + miss + perToken * k + ((i * 13) % 7));
+      tokens.push(k);
+    }
+    return { latencies, tokens };
+  };
+
+  it("reads a queue as wait and a slower step as time per token", () => {
+    const base = answers(20, 10);
+    const queued = answers(400, 10);
+    const slower = answers(20, 20);
+    const fitOf = (a: ReturnType<typeof answers>) => fitLatency(a.latencies, a.tokens);
+    expect(fitOf(base)?.wait).toBeCloseTo(20, -1);
+    expect(fitOf(base)?.perToken).toBeCloseTo(10, 0);
+    expect(fitOf(queued)?.wait).toBeCloseTo(400, -1);
+    expect(fitOf(queued)?.perToken).toBeCloseTo(10, 0);
+    expect(fitOf(slower)?.wait).toBeCloseTo(20, -1);
+    expect(fitOf(slower)?.perToken).toBeCloseTo(20, 0);
+    expect(fitOf(slower)?.typical).toBeGreaterThan(fitOf(base)?.typical as number);
+  });
+
+  it("reads the faster mode when a third of the answers miss a prefix cache", () => {
+    const bimodal = answers(20, 10, 300, 3);
+    const fit = fitLatency(bimodal.latencies, bimodal.tokens);
+    expect(fit?.wait).toBeLessThan(40);
+    expect(fit?.perToken).toBeCloseTo(10, 0);
+  });
+
+  it("declines when lengths hardly vary (fixed max_tokens, embeddings) or answers are few", () => {
+    expect(fitLatency([100, 110, 105, 98, 120, 101, 99, 104, 103, 100, 102, 108], new Array(12).fill(8))).toBe(
+      undefined,
+    );
+    expect(fitLatency([100, 200, 300], [1, 10, 20])).toBe(undefined);
   });
 });
