@@ -9,7 +9,15 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-const SUITE = ["efficiency", "shared-prefixes", "pipeline-overhead", "ingest", "crash-cost", "execution-memory"];
+const SUITE = [
+  "flow-model",
+  "efficiency",
+  "shared-prefixes",
+  "pipeline-overhead",
+  "ingest",
+  "crash-cost",
+  "execution-memory",
+];
 
 const args = process.argv.slice(2);
 const sizeAt = args.indexOf("--size");
