@@ -92,6 +92,9 @@ const LATENCY_QUANTILE = 0.3;
  */
 const THROUGHPUT_ELASTICITY = 0.3;
 
+/** A gradient this close to 1 reads no queue at all (the held limit + √limit queues √limit: 6% at 256). */
+const UNQUEUED = 0.97;
+
 /** Fewest answers a fit takes; answers pooled from small windows before they are fitted together. */
 const MIN_FIT = 12;
 const POOLED_FIT = 32;
@@ -119,6 +122,10 @@ export class FlowController {
   #baseWait: number | null = null;
   /** Answers of windows too small to fit alone (slow start's first), pooled until there are enough. */
   #pool: { latencies: number[]; tokens: number[] } = { latencies: [], tokens: [] };
+  /** Busy avoidance windows in a row whose gradient read no queue (≥ UNQUEUED). */
+  #unqueuedStreak = 0;
+  /** The last window's answers when it had too few to fit alone. */
+  #smallWindow: { latencies: number[]; tokens: number[] } | undefined;
   /** The base waits the last probe windows read (see #learnBaseWait). */
   #probeWaits: number[] = [];
   #windowStart: number;
@@ -273,8 +280,18 @@ export class FlowController {
     }
     // Two readings of the queue; the larger gradient wins (see the header).
     const perToken = Math.min(1, this.#floor / current);
+    // A window too small to fit alone (few slots) is fitted with the one before it.
+    const previousAnswers = this.#smallWindow;
+    this.#smallWindow = latencies.length < MIN_FIT ? { latencies, tokens } : undefined;
+    const fitted =
+      fit ??
+      (previousAnswers && !probed
+        ? fitLatency([...previousAnswers.latencies, ...latencies], [...previousAnswers.tokens, ...tokens])
+        : undefined);
     const gradient =
-      fit !== undefined && this.#baseWait !== null ? Math.max(perToken, waitGradient(fit, this.#baseWait)) : perToken;
+      fitted !== undefined && this.#baseWait !== null
+        ? Math.max(perToken, waitGradient(fitted, this.#baseWait))
+        : perToken;
     const previous = this.#lastWindow;
     this.#lastWindow = { level: windowLimit, latency: current };
     if (this.#phase === "slow-start" && gradient < 1 / (1 + o.tolerance) && previous !== undefined) {
@@ -299,7 +316,12 @@ export class FlowController {
       this.#set(Math.min(this.#limit, Math.max(target, this.#limit / 2)), "gradient");
     } else if (busy || target < this.#limit) {
       // Smoothed: one window's reading is noisy (prompts that hit or miss the prefix cache).
-      this.#set(this.#limit * (1 - o.smoothing) + target * o.smoothing, "gradient");
+      let next = this.#limit * (1 - o.smoothing) + target * o.smoothing;
+      // Busy windows that queue nothing at all, several in a row: slow start ended early (a noisy
+      // window) or the engine got faster. Grow by a quarter per window, not by √limit·smoothing.
+      this.#unqueuedStreak = busy && gradient >= UNQUEUED ? this.#unqueuedStreak + 1 : 0;
+      if (this.#unqueuedStreak >= 3) next = Math.max(next, this.#limit * 1.25);
+      this.#set(next, "gradient");
     }
     if (--this.#windowsToProbe <= 0) this.#probing = true;
   }
