@@ -327,8 +327,9 @@ export class FlowController {
   }
 
   /**
-   * The base wait. Slow start: the least any fit found (its first windows queue nothing). Then
-   * probe windows, which queue nothing either, re-measure it: the median of the last three
+   * The base wait. First: a fit of slow start's first answers, pooled to POOLED_FIT (its first
+   * windows queue nothing; later slow-start windows may). Then probe windows, which queue nothing
+   * either, re-measure it: the median of the last three
    * readings, so a longer prompt (a longer prefill) is re-learned and one noisy fit is not. Other
    * windows only pull it down, by a quarter of the gap: not a running minimum, which noise ratchets
    * down until the standing queue is read as base and the limit sinks below the slots.
