@@ -19,6 +19,8 @@ export interface EngineModel {
   seed?: number;
   missRate?: number;
   missPrefillMs?: number;
+  /** From `fromMs` on, every request first spends `ms` more in its slot (longer prompts). */
+  longerPrompts?: { fromMs: number; ms: number };
   /** Flow options; a fixed limit L is `{ initialLimit: L, minLimit: L, maxLimit: L }`. */
   flow?: Partial<FlowOptions>;
   /** Statistics cover [measureFromMs, untilMs]. */
@@ -66,7 +68,8 @@ export function runEngineModel(m: EngineModel): ModelRun {
     }
     while (running < m.slots && waiting.length > 0) {
       const tokens = 10 + (rnd() % 31);
-      const prefill = missRate > 0 && (rnd() % 1000) / 1000 < missRate ? (m.missPrefillMs ?? 300) : 0;
+      let prefill = missRate > 0 && (rnd() % 1000) / 1000 < missRate ? (m.missPrefillMs ?? 300) : 0;
+      if (m.longerPrompts !== undefined && now >= m.longerPrompts.fromMs) prefill += m.longerPrompts.ms;
       const step = 10 * (1 + (m.stepGrowth * running) / m.slots);
       running++;
       events.push({ at: now + prefill + step * tokens, sent: waiting.shift() as number, tokens });

@@ -109,6 +109,21 @@ describe("adaptive concurrency", () => {
     });
   }
 
+  it("re-learns the wait when prompts get longer (a longer prefill is not a queue)", () => {
+    // At 40 s every request gains 300 ms of prefill: the fit reads it as wait until the probe
+    // windows re-measure the base (median of three), ~20 s later.
+    const run = runEngineModel({
+      slots: 32,
+      stepGrowth: 1,
+      untilMs: 120_000,
+      measureFromMs: 70_000,
+      longerPrompts: { fromMs: 40_000, ms: 300 },
+    });
+    expect(run.meanLimit).toBeGreaterThanOrEqual(32);
+    expect(run.meanLimit).toBeLessThanOrEqual(32 + 3 * Math.sqrt(32) + 2);
+    expect(run.utilization).toBeGreaterThan(0.95);
+  });
+
   it("never exceeds a known cap", () => {
     let now = 0;
     const flow = new FlowController({ maxLimit: 16 }, () => now);
