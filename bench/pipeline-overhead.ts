@@ -2,8 +2,10 @@
  * Pipeline overhead: against the zero-cost simulator (answers in the same tick, unlimited slots)
  * the only cost left is the client's own. Sluice's whole embedded pipeline (SQLite store: ingest,
  * claim → call → checkpoint, finalize, output) against a bare undici keep-alive loop at its best
- * concurrency, same requests, same simulator process, in one run. Target: Sluice's dispatch phase
- * at ≥ 0.6 of the bare loop's requests/s.
+ * concurrency, same requests, same simulator process, in one run. Target (engine issue): claim →
+ * call → checkpoint → finalize (the dispatch and finalize phases; not ingest, since the bare loop
+ * holds its bodies in memory) at ≥ 0.6 of the bare loop's requests/s. The dispatch phase alone is
+ * shown too: it is where the per-call cost lives.
  *
  * Each variant runs `rounds` times, interleaved, and its fastest round counts: on a shared
  * machine noise only ever slows a run down. A diagnostic row pins Sluice's flow limit at the bare
@@ -114,7 +116,11 @@ await withScratch("pipeline", async (dir) => {
           ["dispatch (claim→call→checkpoint)", s.dispatch],
           ["ingest (store, validate, insert)", s.ingest],
           ["finalize + output file", s.finalize],
-          ["whole pipeline", s.total],
+          [
+            "claim→call→checkpoint→finalize",
+            { ms: s.dispatch.ms + s.finalize.ms, cpuMicros: s.dispatch.cpuMicros + s.finalize.cpuMicros },
+          ],
+          ["whole pipeline (with ingest)", s.total],
         ] as const
       ).map(([phase, p]) => ({
         client: "sluice embedded",
@@ -149,6 +155,7 @@ await withScratch("pipeline", async (dir) => {
       rounds: preset.rounds,
       bestBareConcurrency: top?.[0] ?? null,
       sluiceDispatchVsBestBare: round(rate(s.dispatch.ms) / bestRate),
+      sluiceDispatchFinalizeVsBestBare: round(rate(s.dispatch.ms + s.finalize.ms) / bestRate),
       sluiceWholeVsBestBare: round(rate(s.total.ms) / bestRate),
       pinnedDispatchVsBestBare: pinned === undefined ? null : round(rate(pinned.dispatch.ms) / bestRate),
       adaptiveLimitPeak: peak,
