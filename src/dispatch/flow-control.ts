@@ -25,7 +25,8 @@
  *   avoidance   — limit ← limit·g + √limit (smoothed; at once, to no less than half, when slow
  *                 start ends, which overshoots by up to a round trip): converges to slots +
  *                 √slots, a small standing queue that keeps every slot busy while latency
- *                 stays bounded;
+ *                 stays bounded. Three busy windows in a row with no queue at all (g ≥ UNQUEUED)
+ *                 grow it ×1.25 a window: slow start ended early, or the engine got faster;
  *   overload    — 429/503 or timeouts, acted on at once (refusals of calls sent before the
  *                 last reaction are not acted on again): the engine holds
  *                 (slots + its queue) ≈ the in-flight count it refused, so that count minus one
@@ -118,7 +119,7 @@ export class FlowController {
   #samples: number[] = [];
   #latencies: number[] = [];
   #tokens: number[] = [];
-  /** Least queue wait a fit found (see fitLatency): the wait with nothing queued. */
+  /** A fit's wait with nothing queued (see fitLatency, #learnBaseWait). */
   #baseWait: number | null = null;
   /** Answers of windows too small to fit alone (slow start's first), pooled until there are enough. */
   #pool: { latencies: number[]; tokens: number[] } = { latencies: [], tokens: [] };
