@@ -39,7 +39,10 @@ await withScratch("execution-memory", async (dir) => {
     const samples: [number, number][] = [];
     const timer = setInterval(() => {
       procMemory(child.pid as number).then(
-        (m) => samples.push([performance.now() - started, m.rssKb / 1024]),
+        // An exited child not yet reaped still has a status file, without VmRSS: skip it.
+        (m) => {
+          if (Number.isFinite(m.rssKb)) samples.push([performance.now() - started, m.rssKb / 1024]);
+        },
         () => {},
       );
     }, 250);

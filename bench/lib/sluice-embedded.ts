@@ -85,7 +85,8 @@ export async function runEmbedded(o: EmbeddedRunOptions): Promise<EmbeddedRunRes
       engine: { backend: o.backend },
       logger: silentLogger,
       // With flow overrides the worker is assembled below, as openRuntime would, plus those options.
-      worker: o.flow === undefined ? (o.worker ?? {}) : false,
+      // As `sluice run`: the output file is written from the store below, not by finalize.
+      worker: o.flow === undefined ? { outputFiles: false, ...o.worker } : false,
     },
   );
   let worker = rt.worker;
@@ -93,7 +94,7 @@ export async function runEmbedded(o: EmbeddedRunOptions): Promise<EmbeddedRunRes
     const engine = { backend: o.backend };
     const { routes } = await resolveRoutes(engine);
     const router = new Router(routes, backendFactory(engine, silentLogger), o.flow);
-    worker = new Worker(rt.ctx, router, o.worker ?? {});
+    worker = new Worker(rt.ctx, router, { outputFiles: false, ...o.worker });
   }
   try {
     const marks = new Map<BatchStatus, Mark>();

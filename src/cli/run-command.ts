@@ -133,7 +133,8 @@ export function registerRunCommand(program: Command): void {
         limits: resolveLimits(process.env),
         masterKeys: masterKeysFromEnv(process.env),
       },
-      { engine: engineFromFlags(flags), logger: createLogger(logLevel) },
+      // The `-o` file is written from the store below: the batch needs no output files of its own.
+      { engine: engineFromFlags(flags), logger: createLogger(logLevel), worker: { outputFiles: false } },
     );
     onShutdownSignal(async () => {
       await rt.close();

@@ -29,6 +29,8 @@ export interface JobContext extends AppContext {
   batchLeaseMs: number;
   /** Aborted when the worker stops: long jobs (ingest) give up and hand the batch back. */
   signal: AbortSignal;
+  /** Whether finalize writes output and error files (WorkerOptions.outputFiles). */
+  outputFiles: boolean;
 }
 
 async function getRow(ctx: JobContext, id: string): Promise<BatchRow | undefined> {
@@ -164,7 +166,7 @@ export async function finalizeOwned(ctx: JobContext, id: string): Promise<void> 
     const batch = await getRow(ctx, id);
     if (batch === undefined || batch.status !== "finalizing") return;
     if (batch.end_status === "expired") await terminateUnfinished(ctx.store, id, "expired", EXPIRED_ERROR);
-    await finalizeBatch(ctx, batch, ctx.owner, "finalizing");
+    await finalizeBatch(ctx, batch, ctx.owner, "finalizing", { files: ctx.outputFiles });
   });
 }
 
@@ -173,6 +175,8 @@ export async function cancelJob(ctx: JobContext, id: string): Promise<void> {
     const batch = await getRow(ctx, id);
     if (batch === undefined || batch.status !== "cancelling") return;
     await terminateUnfinished(ctx.store, id, "cancelled", CANCELLED_ERROR);
-    await finalizeBatch(ctx, { ...batch, end_status: "cancelled" }, ctx.owner, "cancelling");
+    await finalizeBatch(ctx, { ...batch, end_status: "cancelled" }, ctx.owner, "cancelling", {
+      files: ctx.outputFiles,
+    });
   });
 }

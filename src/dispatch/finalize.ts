@@ -2,7 +2,8 @@
  * Finalize: a batch in `finalizing` (its rows all terminal) gets its output and error files
  * written, in input order, then moves to its end status (completed, expired or cancelled) in one
  * transaction with the file rows. Idempotent: blob keys and file ids derive from the batch id, so
- * a worker that takes over a dead finalizer's lease simply redoes it.
+ * a worker that takes over a dead finalizer's lease simply redoes it. With `files: false`
+ * (`sluice run`, which writes its `-o` file from the store itself) only the status moves.
  */
 import { createHash } from "node:crypto";
 import { once } from "node:events";
@@ -29,6 +30,11 @@ function openSink(ctx: AppContext, key: string): Sink {
   return { stream, done: ctx.blobs.put(key, stream), lines: 0, key };
 }
 
+/** A sink that writes nothing: its file is neither stored nor recorded (no lines). */
+function closedSink(key: string): Sink {
+  return { stream: new PassThrough(), done: Promise.resolve({ bytes: 0 }), lines: 0, key };
+}
+
 async function write(sink: Sink, text: string): Promise<void> {
   sink.lines++;
   if (!sink.stream.write(text)) await once(sink.stream, "drain");
@@ -39,13 +45,17 @@ export async function finalizeBatch(
   batch: BatchRow,
   owner: string,
   fromStatus: "finalizing" | "cancelling",
+  options: { files?: boolean } = {},
 ): Promise<BatchStatus> {
+  const withFiles = options.files ?? true;
   const keys = outputBlobKeys(batch.tenant_id, batch.id);
-  const out = openSink(ctx, keys.output);
-  const err = openSink(ctx, keys.errors);
+  const out = withFiles ? openSink(ctx, keys.output) : closedSink(keys.output);
+  const err = withFiles ? openSink(ctx, keys.errors) : closedSink(keys.errors);
   try {
-    for await (const line of finishedLines(ctx.store, batch.id)) {
-      await write(line.target === "output" ? out : err, line.text);
+    if (withFiles) {
+      for await (const line of finishedLines(ctx.store, batch.id)) {
+        await write(line.target === "output" ? out : err, line.text);
+      }
     }
   } finally {
     out.stream.end();
@@ -62,7 +72,8 @@ export async function finalizeBatch(
   ];
   const ids: Record<string, string | null> = { output: null, error: null };
   const total = Number(batch.total);
-  const failedAll = endStatus === "completed" && total > 0 && out.lines === 0;
+  const succeeded = withFiles ? out.lines : Number(batch.completed);
+  const failedAll = endStatus === "completed" && total > 0 && succeeded === 0;
   await ctx.store.db.transaction().execute(async (trx) => {
     for (const f of files) {
       if (f.sink.lines === 0) continue;
@@ -115,7 +126,7 @@ export async function finalizeBatch(
       .where("owner", "=", owner)
       .execute();
   });
-  for (const f of files) if (f.sink.lines === 0) await ctx.blobs.delete(f.sink.key);
+  if (withFiles) for (const f of files) if (f.sink.lines === 0) await ctx.blobs.delete(f.sink.key);
   ctx.events.emit("batch.status", { batchId: batch.id, tenantId: batch.tenant_id, status: endStatus, at: now });
   return endStatus;
 }

@@ -27,6 +27,11 @@ export interface WorkerOptions {
   maxClaim: number;
   maxWindow: number;
   checkpoint: Partial<CheckpointerOptions>;
+  /**
+   * Whether finalize writes the batch's output and error files. `sluice run` turns it off: it
+   * writes its `-o` file straight from the store, and nothing else reads that batch's files.
+   */
+  outputFiles: boolean;
 }
 
 export const DEFAULT_WORKER_OPTIONS: WorkerOptions = {
@@ -37,6 +42,7 @@ export const DEFAULT_WORKER_OPTIONS: WorkerOptions = {
   maxClaim: 512,
   maxWindow: 4096,
   checkpoint: {},
+  outputFiles: true,
 };
 
 type State = "idle" | "running" | "stopping" | "stopped";
@@ -62,7 +68,13 @@ export class Worker {
     this.id = this.#o.id ?? newWorkerId();
     this.#ctx = ctx;
     this.#router = router;
-    this.#jobs = { ...ctx, owner: this.id, batchLeaseMs: this.#o.leaseMs, signal: this.#jobsAbort.signal };
+    this.#jobs = {
+      ...ctx,
+      owner: this.id,
+      batchLeaseMs: this.#o.leaseMs,
+      signal: this.#jobsAbort.signal,
+      outputFiles: this.#o.outputFiles,
+    };
     this.#checkpointer = new Checkpointer(ctx.store, this.id, this.#o.checkpoint);
     this.#dispatcher = new Dispatcher(ctx.store, router, this.#checkpointer, ctx.logger, {
       owner: this.id,

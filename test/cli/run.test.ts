@@ -1,4 +1,5 @@
 /** `sluice run`: one-shot local batches, resumable after an interruption. */
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -54,6 +55,9 @@ describe("sluice run", () => {
       expectedContent({ messages: [{ content: "run 7" }] }),
     );
     expect(c.output()).toContain("200 succeeded, 0 failed");
+    // The results are written once, to -o: the embedded batch keeps no output files of its own.
+    expect(existsSync(join(dir, "w-ok", "blobs", "files"))).toBe(true);
+    expect(existsSync(join(dir, "w-ok", "blobs", "outputs"))).toBe(false);
   });
 
   it("exits 1 when lines failed, with the failures in the output", async () => {

@@ -133,6 +133,21 @@ describe("execution engine", () => {
     expect(line?.error?.code).toBe("connection_error");
   });
 
+  it("without output files (as `sluice run`), still ends the batch and reports all-failed", async () => {
+    fake = await startFakeBackend((call) =>
+      call.customKey.includes("bad") ? { kind: "status", status: 400 } : { kind: "ok" },
+    );
+    s = await startSluice({ engine: { backend: fake.url }, worker: { tickMs: 50, outputFiles: false } });
+    const mixed = await submit(s, [chatLine("a", "fine"), chatLine("b", "bad")]);
+    const mixedDone = await waitForStatus(s.client, mixed.id, ["completed"]);
+    expect(mixedDone.request_counts).toEqual({ total: 2, completed: 1, failed: 1 });
+    expect([mixedDone.output_file_id, mixedDone.error_file_id, mixedDone.errors ?? null]).toEqual([null, null, null]);
+    const failed = await submit(s, [chatLine("c", "bad"), chatLine("d", "bad too")]);
+    const failedDone = await waitForStatus(s.client, failed.id, ["completed"]);
+    expect(failedDone.request_counts).toEqual({ total: 2, completed: 0, failed: 2 });
+    expect(failedDone.errors?.data?.[0]?.code).toBe("all_requests_failed");
+  });
+
   it("cancel aborts in-flight calls and delivers what finished", async () => {
     fake = await startFakeBackend((call) => ({ kind: "ok", delayMs: call.customKey.endsWith("fast") ? 0 : 60_000 }));
     s = await startSluice({ engine: { backend: fake.url } });
