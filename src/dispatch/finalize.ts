@@ -30,14 +30,37 @@ function openSink(ctx: AppContext, key: string): Sink {
   return { stream, done: ctx.blobs.put(key, stream), lines: 0, key };
 }
 
-/** A sink that writes nothing: its file is neither stored nor recorded (no lines). */
-function closedSink(key: string): Sink {
-  return { stream: new PassThrough(), done: Promise.resolve({ bytes: 0 }), lines: 0, key };
-}
-
 async function write(sink: Sink, text: string): Promise<void> {
   sink.lines++;
   if (!sink.stream.write(text)) await once(sink.stream, "drain");
+}
+
+interface WrittenFile {
+  kind: "output" | "error";
+  key: string;
+  name: string;
+  lines: number;
+  bytes: number;
+}
+
+/** Streams the batch's terminal rows, in input order, into its output and error blobs. */
+async function writeOutputFiles(ctx: AppContext, batch: BatchRow): Promise<WrittenFile[]> {
+  const keys = outputBlobKeys(batch.tenant_id, batch.id);
+  const out = openSink(ctx, keys.output);
+  const err = openSink(ctx, keys.errors);
+  try {
+    for await (const line of finishedLines(ctx.store, batch.id)) {
+      await write(line.target === "output" ? out : err, line.text);
+    }
+  } finally {
+    out.stream.end();
+    err.stream.end();
+  }
+  const [outPut, errPut] = await Promise.all([out.done, err.done]);
+  return [
+    { kind: "output", key: out.key, name: `${batch.id}_output.jsonl`, lines: out.lines, bytes: outPut.bytes },
+    { kind: "error", key: err.key, name: `${batch.id}_error.jsonl`, lines: err.lines, bytes: errPut.bytes },
+  ];
 }
 
 export async function finalizeBatch(
@@ -47,36 +70,17 @@ export async function finalizeBatch(
   fromStatus: "finalizing" | "cancelling",
   options: { files?: boolean } = {},
 ): Promise<BatchStatus> {
-  const withFiles = options.files ?? true;
-  const keys = outputBlobKeys(batch.tenant_id, batch.id);
-  const out = withFiles ? openSink(ctx, keys.output) : closedSink(keys.output);
-  const err = withFiles ? openSink(ctx, keys.errors) : closedSink(keys.errors);
-  try {
-    if (withFiles) {
-      for await (const line of finishedLines(ctx.store, batch.id)) {
-        await write(line.target === "output" ? out : err, line.text);
-      }
-    }
-  } finally {
-    out.stream.end();
-    err.stream.end();
-  }
-  const [outPut, errPut] = await Promise.all([out.done, err.done]);
-
+  const written = (options.files ?? true) ? await writeOutputFiles(ctx, batch) : [];
+  const files = written.filter((f) => f.lines > 0);
   const now = nowSeconds();
   const endStatus = (batch.end_status ?? "completed") as BatchStatus;
   const expiresAt = batch.output_expires_seconds === null ? null : now + Number(batch.output_expires_seconds);
-  const files = [
-    { sink: out, bytes: outPut.bytes, kind: "output", name: `${batch.id}_output.jsonl` },
-    { sink: err, bytes: errPut.bytes, kind: "error", name: `${batch.id}_error.jsonl` },
-  ];
   const ids: Record<string, string | null> = { output: null, error: null };
   const total = Number(batch.total);
-  const succeeded = withFiles ? out.lines : Number(batch.completed);
-  const failedAll = endStatus === "completed" && total > 0 && succeeded === 0;
+  // Every row is terminal: the counters say how many succeeded (the output file's line count).
+  const failedAll = endStatus === "completed" && total > 0 && Number(batch.completed) === 0;
   await ctx.store.db.transaction().execute(async (trx) => {
     for (const f of files) {
-      if (f.sink.lines === 0) continue;
       const id = derivedFileId(batch.id, f.kind);
       ids[f.kind] = id;
       await trx
@@ -90,7 +94,7 @@ export async function finalizeBatch(
           created_at: now,
           expires_at: expiresAt,
           status: "processed",
-          blob_key: f.sink.key,
+          blob_key: f.key,
         })
         .onConflict((oc) => oc.column("id").doUpdateSet({ bytes: f.bytes, created_at: now }))
         .execute();
@@ -126,7 +130,7 @@ export async function finalizeBatch(
       .where("owner", "=", owner)
       .execute();
   });
-  if (withFiles) for (const f of files) if (f.sink.lines === 0) await ctx.blobs.delete(f.sink.key);
+  for (const f of written) if (f.lines === 0) await ctx.blobs.delete(f.key);
   ctx.events.emit("batch.status", { batchId: batch.id, tenantId: batch.tenant_id, status: endStatus, at: now });
   return endStatus;
 }

@@ -330,14 +330,14 @@ export class FlowController {
   /**
    * The base wait. First: a fit of slow start's first answers, pooled to POOLED_FIT (its first
    * windows queue nothing; later slow-start windows may). Then probe windows, which queue nothing
-   * either, re-measure it: the median of the last three
-   * readings, so a longer prompt (a longer prefill) is re-learned and one noisy fit is not. Other
-   * windows only pull it down, by a quarter of the gap: not a running minimum, which noise ratchets
-   * down until the standing queue is read as base and the limit sinks below the slots.
+   * either, re-measure it: the median of the last three readings, so a longer prompt (a longer
+   * prefill) is re-learned and one noisy fit is not. Other windows only pull it down, by a quarter
+   * of the gap: not a running minimum, which noise ratchets down until the standing queue is read
+   * as base and the limit sinks below the slots.
    */
   #learnBaseWait(fit: LatencyFit | undefined, latencies: number[], tokens: number[], probed: boolean): void {
     let wait = fit?.wait;
-    // Slow start's base comes from its first answers, pooled: a fit of one small window is noisy.
+    // The first base, and windows too small to fit alone: pooled (a fit of few answers is noisy).
     if (fit === undefined || this.#baseWait === null) {
       this.#pool.latencies.push(...latencies);
       this.#pool.tokens.push(...tokens);
@@ -389,6 +389,13 @@ function quantile(values: number[], q: number, rank: "upper" | "lower" = "upper"
   return sorted[Math.min(sorted.length - 1, i)] as number;
 }
 
+/** A window's latencies as wait + perToken × tokens; `typical` is the fit at the median length. */
+export interface LatencyFit {
+  wait: number;
+  perToken: number;
+  typical: number;
+}
+
 /**
  * A window's latencies as wait + perToken × completion tokens. perToken: the median slope between
  * pairs of one answer from the shortest third and one from the longest (Theil–Sen); wait: a low
@@ -398,12 +405,6 @@ function quantile(values: number[], q: number, rank: "upper" | "lower" = "upper"
  * median length. Undefined when lengths vary too little to tell the two apart (fixed max_tokens,
  * embeddings) or the window is too small.
  */
-export interface LatencyFit {
-  wait: number;
-  perToken: number;
-  typical: number;
-}
-
 export function fitLatency(latencies: number[], tokens: number[]): LatencyFit | undefined {
   const n = latencies.length;
   if (n < MIN_FIT) return undefined;
@@ -413,14 +414,13 @@ export function fitLatency(latencies: number[], tokens: number[]): LatencyFit | 
   const stride = Math.max(1, Math.floor(third / 48));
   const low = order.slice(0, third).filter((_, j) => j % stride === 0);
   const high = order.slice(n - third).filter((_, j) => j % stride === 0);
-  const kLow = quantile(
-    low.map((i) => tokens[i] as number),
-    0.5,
-  );
-  const kHigh = quantile(
-    high.map((i) => tokens[i] as number),
-    0.5,
-  );
+  const medianLength = (indices: number[]) =>
+    quantile(
+      indices.map((i) => tokens[i] as number),
+      0.5,
+    );
+  const kLow = medianLength(low);
+  const kHigh = medianLength(high);
   if (kHigh < kLow * 1.5 + 2) return undefined;
   const slopes: number[] = [];
   for (const a of low) {
@@ -433,12 +433,9 @@ export function fitLatency(latencies: number[], tokens: number[]): LatencyFit | 
   const perToken = quantile(slopes, 0.5);
   if (!(perToken > 0)) return undefined;
   // Below zero is noise: time that does not grow with the length is never negative.
-  const wait = Math.max(0, quantile(residuals(latencies, tokens, perToken), LATENCY_QUANTILE));
+  const residuals = latencies.map((l, i) => l - perToken * (tokens[i] as number));
+  const wait = Math.max(0, quantile(residuals, LATENCY_QUANTILE));
   return { wait, perToken, typical: wait + perToken * quantile(tokens, 0.5) };
-}
-
-function residuals(latencies: number[], tokens: number[], perToken: number): number[] {
-  return latencies.map((l, i) => l - perToken * (tokens[i] as number));
 }
 
 /** The gradient from a fit: the typical latency with the base wait over that with this window's. */
