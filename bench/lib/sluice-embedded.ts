@@ -5,16 +5,13 @@
  * in-process lets a benchmark time each phase and read this process's CPU per phase.
  */
 
-import { createWriteStream } from "node:fs";
 import { join } from "node:path";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { Router } from "../../src/backends/router.js";
 import { createBatch } from "../../src/batch/batch-service.js";
 import type { BatchStatus } from "../../src/batch/lifecycle.js";
 import { isTerminal } from "../../src/batch/lifecycle.js";
 import { importLocalFile } from "../../src/batch/local-file.js";
-import { finishedLines } from "../../src/batch/result-stream.js";
+import { writeFinishedFile } from "../../src/batch/result-stream.js";
 import { DEFAULT_LIMITS } from "../../src/config.js";
 import type { FlowOptions } from "../../src/dispatch/flow-control.js";
 import { Worker, type WorkerOptions } from "../../src/dispatch/worker.js";
@@ -124,10 +121,7 @@ export async function runEmbedded(o: EmbeddedRunOptions): Promise<EmbeddedRunRes
     worker?.start();
     await ended;
     const b = await getBatch(rt.ctx.store, DEFAULT_TENANT, batch.id);
-    async function* lines() {
-      for await (const l of finishedLines(rt.ctx.store, batch.id)) yield l.text;
-    }
-    await pipeline(Readable.from(lines()), createWriteStream(o.outputPath));
+    await writeFinishedFile(rt.ctx.store, batch.id, o.outputPath);
     const end = mark();
     const inProgress = marks.get("in_progress") ?? end;
     const finalizing = marks.get("finalizing") ?? end;

@@ -10,7 +10,7 @@ import { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { isTerminal } from "../batch/lifecycle.js";
-import { finishedLines } from "../batch/result-stream.js";
+import { finishedText } from "../batch/result-stream.js";
 import type { AppContext } from "../context.js";
 import { notFound } from "../errors.js";
 import { recordAudit } from "../store/audit.js";
@@ -30,12 +30,9 @@ export function registerEngineRoutes(app: FastifyInstance, ctx: AppContext): voi
     await recordAudit(ctx.store, { tenantId, keyId, action: "batch.output.read", target: id });
     const abort = new AbortController();
     request.raw.on("close", () => abort.abort());
-    async function* lines() {
-      for await (const line of finishedLines(ctx.store, batch?.id ?? "", abort.signal)) {
-        if (type === "all" || line.target === type) yield line.text;
-      }
-    }
-    return reply.header("content-type", "application/jsonl").send(Readable.from(lines()));
+    return reply
+      .header("content-type", "application/jsonl")
+      .send(Readable.from(finishedText(ctx.store, batch.id, type, abort.signal)));
   });
 
   app.get("/v1/batches/:id/events", async (request, reply) => {

@@ -6,16 +6,14 @@
  */
 
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import { createBatch } from "../batch/batch-service.js";
 import { isTerminal } from "../batch/lifecycle.js";
 import { importLocalFile } from "../batch/local-file.js";
-import { finishedLines } from "../batch/result-stream.js";
+import { writeFinishedFile } from "../batch/result-stream.js";
 import { resolveLimits } from "../config.js";
 import { masterKeysFromEnv } from "../crypto/master-keys.js";
 import { SluiceError } from "../errors.js";
@@ -146,10 +144,7 @@ export function registerRunCommand(program: Command): void {
       rt.worker?.start();
       const b = await waitForEnd(rt, batchId, flags.json === true || !process.stderr.isTTY);
       const tmp = `${output}.tmp`;
-      async function* lines() {
-        for await (const l of finishedLines(rt.ctx.store, batchId)) yield l.text;
-      }
-      await pipeline(Readable.from(lines()), createWriteStream(tmp));
+      await writeFinishedFile(rt.ctx.store, batchId, tmp);
       await rename(tmp, output);
       const failed = Number(b.failed);
       if (flags.json)

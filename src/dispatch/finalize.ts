@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { PassThrough } from "node:stream";
 import type { BatchStatus } from "../batch/lifecycle.js";
-import { finishedLines } from "../batch/result-stream.js";
+import { finishedPages, joinLines } from "../batch/result-stream.js";
 import { outputBlobKeys } from "../blob/blob-keys.js";
 import type { AppContext } from "../context.js";
 import type { BatchRow } from "../store/batches.js";
@@ -30,8 +30,9 @@ function openSink(ctx: AppContext, key: string): Sink {
   return { stream, done: ctx.blobs.put(key, stream), lines: 0, key };
 }
 
-async function write(sink: Sink, text: string): Promise<void> {
-  sink.lines++;
+async function write(sink: Sink, text: string, lines: number): Promise<void> {
+  if (lines === 0) return;
+  sink.lines += lines;
   if (!sink.stream.write(text)) await once(sink.stream, "drain");
 }
 
@@ -49,8 +50,10 @@ async function writeOutputFiles(ctx: AppContext, batch: BatchRow): Promise<Writt
   const out = openSink(ctx, keys.output);
   const err = openSink(ctx, keys.errors);
   try {
-    for await (const line of finishedLines(ctx.store, batch.id)) {
-      await write(line.target === "output" ? out : err, line.text);
+    for await (const page of finishedPages(ctx.store, batch.id)) {
+      const outputs = page.reduce((n, l) => n + (l.target === "output" ? 1 : 0), 0);
+      await write(out, joinLines(page, "output"), outputs);
+      await write(err, joinLines(page, "error"), page.length - outputs);
     }
   } finally {
     out.stream.end();

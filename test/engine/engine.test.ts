@@ -116,6 +116,49 @@ describe("execution engine", () => {
     expect(fake.counts.get("echo:p-500")).toBe(3);
   });
 
+  it("splits output and error files over several pages of rows, in input order, with unique line ids", async () => {
+    // Every 7th line is refused (400, final): outputs and errors interleave across the 1,000-row pages.
+    fake = await startFakeBackend((call) =>
+      Number(call.customKey.split("-")[1]) % 7 === 3
+        ? { kind: "status", status: 400, body: { error: { message: "no", type: "invalid_request_error" } } }
+        : { kind: "ok" },
+    );
+    s = await startSluice({ engine: { backend: fake.url }, worker: { tickMs: 50 } });
+    const n = 2_345;
+    const created = await submit(
+      s,
+      Array.from({ length: n }, (_, i) => chatLine(`k${i}`, `p-${i}`)),
+    );
+    const done = await waitForStatus(s.client, created.id, ["completed"], 120_000);
+    const refused = Array.from({ length: n }, (_, i) => i).filter((i) => i % 7 === 3);
+    expect(done.request_counts).toEqual({ total: n, completed: n - refused.length, failed: refused.length });
+    const out = await readLines(s, done.output_file_id);
+    const errs = await readLines(s, done.error_file_id);
+    expect(errs.map((l) => l.custom_id)).toEqual(refused.map((i) => `k${i}`));
+    expect(out.map((l) => l.custom_id)).toEqual(
+      Array.from({ length: n }, (_, i) => i)
+        .filter((i) => i % 7 !== 3)
+        .map((i) => `k${i}`),
+    );
+    const ids = [...out, ...errs].map((l) => (l as unknown as { id: string }).id);
+    expect(new Set(ids).size).toBe(n);
+    for (const id of ids) expect(id).toMatch(/^batch_req_[0-9a-f]{32}$/);
+    // The partial-output extension serves the same lines, both kinds in input order with `all`.
+    const all = await fetch(`${s.baseURL}/batches/${created.id}/output?type=all`, {
+      headers: { authorization: `Bearer ${s.apiKey}` },
+    }).then((r) => r.text());
+    const allLines = all.split("\n").filter(Boolean);
+    expect(allLines.map((l) => (JSON.parse(l) as Line).custom_id)).toEqual(
+      Array.from({ length: n }, (_, i) => `k${i}`),
+    );
+    expect(allLines.map((l) => (JSON.parse(l) as { id: string }).id)).toEqual(
+      [...out, ...errs]
+        .map((l) => l as unknown as { id: string; custom_id: string })
+        .sort((a, b) => Number(a.custom_id.slice(1)) - Number(b.custom_id.slice(1)))
+        .map((l) => l.id),
+    );
+  });
+
   it("reports connection failures as {code, message} errors", async () => {
     const closed = await startFakeBackend();
     await closed.close(); // a port nobody listens on: connections are refused
