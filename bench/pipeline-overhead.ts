@@ -7,9 +7,13 @@
  * holds its bodies in memory) at ≥ 0.6 of the bare loop's requests/s. The dispatch phase alone is
  * shown too: it is where the per-call cost lives.
  *
- * Each variant runs `rounds` times, interleaved, and its fastest round counts: on a shared
- * machine noise only ever slows a run down. A diagnostic row pins Sluice's flow limit at the bare
- * loop's best concurrency, to separate the pipeline's own cost from the adaptive limit's choice.
+ * Each variant runs `rounds` times, interleaved, and its median round counts; the bare loop's best
+ * concurrency is the one with the fastest median. (Until 2026-11-29 each variant's fastest round
+ * counted and the bar was the fastest of all the bare loop's concurrencies × rounds: on this
+ * shared machine one lucky run in 21 then set the bar, against 3 runs for Sluice.) The paired
+ * ratio also compares Sluice with the bare loop at that concurrency round by round (the two ran
+ * seconds apart). A diagnostic row pins Sluice's flow limit at that concurrency, to separate the
+ * pipeline's own cost from the adaptive limit's choice.
  *
  * CPU is this process's (the simulator runs in a child). To see where Sluice's time goes,
  * `--profile FILE` writes a V8 CPU profile of the dispatch phase alone (first Sluice round):
@@ -55,8 +59,6 @@ function dispatchProfiler(path: string): { start(): void; end(): void } {
   };
 }
 
-const faster = <T extends { ms: number }>(a: T | undefined, b: T): T => (a === undefined || b.ms < a.ms ? b : a);
-
 await withScratch("pipeline", async (dir) => {
   const inputPath = join(dir, "input.jsonl");
   await generateInput({ path: inputPath, count: preset.requests, userChars: 200, maxTokens: 16, seed: 5 });
@@ -66,14 +68,21 @@ await withScratch("pipeline", async (dir) => {
     const requests = sluiceOnly ? [] : await loadRequests(inputPath);
     // Warm-up: JIT and connections, not measured.
     if (!sluiceOnly) await runBareLoop(sim.url, requests.slice(0, 2000), 64);
-    const bare = new Map<number, BareLoopResult & { ms: number }>();
-    let adaptive: (EmbeddedRunResult & { ms: number }) | undefined;
-    let pinned: (EmbeddedRunResult & { ms: number }) | undefined;
-    const bestBare = () =>
-      [...bare].reduce<[number, { ms: number }] | undefined>(
-        (a, b) => (a === undefined || b[1].ms < a[1].ms ? b : a),
-        undefined,
-      );
+    /** Every round of every concurrency, in round order. */
+    const bareRounds = new Map<number, (BareLoopResult & { ms: number })[]>();
+    const sluiceRounds: (EmbeddedRunResult & { ms: number })[] = [];
+    const pinnedRounds: (EmbeddedRunResult & { ms: number })[] = [];
+    const median = (xs: readonly number[]) => {
+      const v = [...xs].sort((x, y) => x - y);
+      const mid = Math.floor(v.length / 2);
+      return v.length % 2 === 1 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+    };
+    /** The concurrency whose median round was fastest (lowest median time). */
+    const bestConcurrency = () =>
+      [...bareRounds].reduce<[number, number] | undefined>((best, [c, runs]) => {
+        const m = median(runs.map((r) => r.ms));
+        return best === undefined || m < best[1] ? [c, m] : best;
+      }, undefined)?.[0];
     const sluice = async (tag: string, flow?: { initialLimit: number; minLimit: number; maxLimit: number }) => {
       await sim.reset();
       const r = await runEmbedded({
@@ -90,21 +99,35 @@ await withScratch("pipeline", async (dir) => {
     for (let r = 0; r < preset.rounds; r++) {
       for (const c of sluiceOnly ? [] : preset.concurrencies) {
         const result = await runBareLoop(sim.url, requests, c);
-        const prev = bare.get(c);
-        bare.set(c, faster(prev, { ...result, ms: result.elapsedMs }));
+        bareRounds.set(c, [...(bareRounds.get(c) ?? []), { ...result, ms: result.elapsedMs }]);
       }
-      adaptive = faster(adaptive, await sluice(`adaptive-${r}`));
+      sluiceRounds.push(await sluice(`adaptive-${r}`));
       if (sluiceOnly) break;
-      const at = bestBare()?.[0] ?? PINNED_FALLBACK;
-      pinned = faster(pinned, await sluice(`pinned-${r}`, { initialLimit: at, minLimit: at, maxLimit: at }));
+      const at = bestConcurrency() ?? PINNED_FALLBACK;
+      pinnedRounds.push(await sluice(`pinned-${r}`, { initialLimit: at, minLimit: at, maxLimit: at }));
     }
+    /** The run with the median time (`key`), the lower middle one for an even count. */
+    const medianRun = <T>(runs: readonly T[], key: (r: T) => number): T =>
+      [...runs].sort((x, y) => key(x) - key(y))[Math.floor((runs.length - 1) / 2)] as T;
+    const adaptive = medianRun(sluiceRounds, (r) => r.dispatch.ms + r.finalize.ms);
+    const bestC = bestConcurrency();
+    const bare = new Map([...bareRounds].map(([c, runs]) => [c, medianRun(runs, (r) => r.ms)]));
+    const pinned = pinnedRounds.length === 0 ? undefined : medianRun(pinnedRounds, (r) => r.dispatch.ms);
+    const top = bestC === undefined ? undefined : ([bestC, bare.get(bestC)] as const);
     const s = adaptive as EmbeddedRunResult;
-    const top = bestBare();
-    const bestRate = top === undefined ? Number.NaN : n / (top[1].ms / 1000);
+    const bestRate = top?.[1] === undefined ? Number.NaN : n / (top[1].ms / 1000);
+    // Round by round: Sluice's claim → … → finalize against the bare loop at bestC, same round.
+    const paired =
+      bestC === undefined
+        ? []
+        : sluiceRounds.map((sr, i) => {
+            const b = bareRounds.get(bestC)?.[i];
+            return b === undefined ? Number.NaN : b.ms / (sr.dispatch.ms + sr.finalize.ms);
+          });
     const rate = (ms: number) => n / (ms / 1000);
     const rows: Row[] = [
       ...[...bare].map(([c, b]) => ({
-        client: `bare undici c=${c}`,
+        client: `bare undici c=${c}${c === bestC ? " (best)" : ""}`,
         phase: "calls",
         "req/s": round(rate(b.ms), 0),
         "vs best bare": round(rate(b.ms) / bestRate),
@@ -144,16 +167,24 @@ await withScratch("pipeline", async (dir) => {
           ]),
     ];
     printTable(
-      `pipeline overhead — ${n} requests against the zero-cost simulator (separate process), best of ${preset.rounds}`,
+      `pipeline overhead — ${n} requests against the zero-cost simulator (separate process), median of ${preset.rounds} rounds`,
       rows,
     );
     const peak = s.limits.reduce((m, [, l]) => Math.max(m, l), 0);
     process.stdout.write(`sluice's adaptive flow limit peaked at ${peak}\n`);
+    if (paired.length > 0)
+      process.stdout.write(
+        `claim→call→checkpoint→finalize vs the bare loop at c=${bestC}, round by round: ${paired
+          .map((x) => round(x))
+          .join(", ")} (median ${round(median(paired))})\n`,
+      );
     const path = await writeResult(sluiceOnly ? "pipeline-overhead-sluice-only" : "pipeline-overhead", {
       size: preset.size,
       requests: n,
       rounds: preset.rounds,
-      bestBareConcurrency: top?.[0] ?? null,
+      bestBareConcurrency: bestC ?? null,
+      pairedDispatchFinalizeVsBare: paired.map((x) => round(x)),
+      pairedDispatchFinalizeVsBareMedian: paired.length > 0 ? round(median(paired)) : null,
       sluiceDispatchVsBestBare: round(rate(s.dispatch.ms) / bestRate),
       sluiceDispatchFinalizeVsBestBare: round(rate(s.dispatch.ms + s.finalize.ms) / bestRate),
       sluiceWholeVsBestBare: round(rate(s.total.ms) / bestRate),
