@@ -270,7 +270,8 @@ export class FlowController {
     this.#probeCeiling(busy);
     if (samples.length === 0) return;
     const current = quantile(samples, LATENCY_QUANTILE);
-    this.#learnBaseWait(fit, latencies, tokens, probed);
+    const perTokenRose = this.#floor !== null && this.#floor / current < 1 / (1 + o.tolerance);
+    this.#learnBaseWait(fit, latencies, tokens, probed, perTokenRose);
     if (this.#floor === null || current < this.#floor) this.#floor = current;
     else if (probed) {
       // Nothing queued during a probe: a higher reading means the work itself got slower.
@@ -329,19 +330,33 @@ export class FlowController {
 
   /**
    * The base wait. First: a fit of slow start's first answers, pooled to POOLED_FIT (its first
-   * windows queue nothing; later slow-start windows may). Then probe windows, which queue nothing
+   * windows queue nothing; later slow-start windows may), or fewer (at least MIN_FIT) when a
+   * window's latency per token rose before the pool was full. Then probe windows, which queue nothing
    * either, re-measure it: the median of the last three readings, so a longer prompt (a longer
    * prefill) is re-learned and one noisy fit is not. Other windows only pull it down, by a quarter
    * of the gap: not a running minimum, which noise ratchets down until the standing queue is read
    * as base and the limit sinks below the slots.
    */
-  #learnBaseWait(fit: LatencyFit | undefined, latencies: number[], tokens: number[], probed: boolean): void {
+  #learnBaseWait(
+    fit: LatencyFit | undefined,
+    latencies: number[],
+    tokens: number[],
+    probed: boolean,
+    /** This window's latency per token rose past the tolerance over the floor. */
+    perTokenRose: boolean,
+  ): void {
     let wait = fit?.wait;
     // The first base, and windows too small to fit alone: pooled (a fit of few answers is noisy).
     if (fit === undefined || this.#baseWait === null) {
-      this.#pool.latencies.push(...latencies);
-      this.#pool.tokens.push(...tokens);
-      if (this.#pool.latencies.length < POOLED_FIT) return;
+      // With few slots slow start queues before it has pooled 32 answers (8 slots: its third
+      // window), and a base fitted on queued answers hides the queue for good. So once latency
+      // per token rises, the first base is fitted on the answers before, if they are enough to fit.
+      const early = this.#baseWait === null && perTokenRose && this.#pool.latencies.length >= MIN_FIT;
+      if (!early) {
+        this.#pool.latencies.push(...latencies);
+        this.#pool.tokens.push(...tokens);
+      }
+      if (!early && this.#pool.latencies.length < POOLED_FIT) return;
       wait = fitLatency(this.#pool.latencies, this.#pool.tokens)?.wait;
       this.#pool = { latencies: [], tokens: [] };
       probed = false;

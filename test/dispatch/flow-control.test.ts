@@ -109,6 +109,18 @@ describe("adaptive concurrency", () => {
     });
   }
 
+  it("with 8 slots, keeps the engine's standing queue smaller than its slots (a first base wait fitted before the queue)", () => {
+    // Slow start passes 8 slots in its third window, inside the 32 answers its first base wait
+    // was fitted on: that base included queued answers, the wait reading then hid the queue, and
+    // the limit held ~20–24 with a queue of 11–16 (4 seeds: mean 14.8). Now 7–10 (mean 7.9).
+    const runs = [1, 2, 3, 4].map((seed) =>
+      runEngineModel({ slots: 8, stepGrowth: 0, seed, untilMs: 120_000, measureFromMs: 30_000 }),
+    );
+    const meanQueue = runs.reduce((sum, r) => sum + r.meanQueue, 0) / runs.length;
+    expect(meanQueue).toBeLessThan(10);
+    for (const r of runs) expect(r.utilization).toBeGreaterThan(0.95);
+  });
+
   it("re-learns the wait when prompts get longer (a longer prefill is not a queue)", () => {
     // At 40 s every request gains 300 ms of prefill: the fit reads it as wait until the probe
     // windows re-measure the base (median of three), ~20 s later.
