@@ -226,14 +226,17 @@ export class FlowController {
     // confirm a queue, once there are enough answers for one.
     if (!this.#perTokenRose(0.5) || this.#latencies.length < MIN_FIT) return false;
     const fit = fitLatency(this.#latencies, this.#tokens);
-    return (
-      fit === undefined || this.#baseWait === null || waitGradient(fit, this.#baseWait) < 1 / (1 + this.#o.tolerance)
-    );
+    return fit === undefined || this.#baseWait === null || waitGradient(fit, this.#baseWait) < this.#queued;
   }
 
   /** Whether this window's latency per token (quantile q) rose past the tolerance over the floor. */
   #perTokenRose(q: number): boolean {
-    return this.#floor !== null && this.#floor / quantile(this.#samples, q) < 1 / (1 + this.#o.tolerance);
+    return this.#floor !== null && this.#floor / quantile(this.#samples, q) < this.#queued;
+  }
+
+  /** A gradient below this reads a queue: latency rose past the tolerance. */
+  get #queued(): number {
+    return 1 / (1 + this.#o.tolerance);
   }
 
   #overload(refusedAt: number): void {
@@ -270,7 +273,7 @@ export class FlowController {
     this.#probeCeiling(busy);
     if (samples.length === 0) return;
     const current = quantile(samples, LATENCY_QUANTILE);
-    const perTokenRose = this.#floor !== null && this.#floor / current < 1 / (1 + o.tolerance);
+    const perTokenRose = this.#floor !== null && this.#floor / current < this.#queued;
     this.#learnBaseWait(fit, latencies, tokens, probed, perTokenRose);
     if (this.#floor === null || current < this.#floor) this.#floor = current;
     else if (probed) {
@@ -295,16 +298,15 @@ export class FlowController {
     // (few slots); the larger alone left a standing queue (27 of the 32 flow-model shapes queue
     // less with the mean, none serves less).
     const byWait = fitted !== undefined && this.#baseWait !== null ? waitGradient(fitted, this.#baseWait) : undefined;
-    const queued = 1 / (1 + o.tolerance);
     const gradient =
       byWait === undefined
         ? perToken
-        : byWait < queued && perToken < queued
+        : byWait < this.#queued && perTokenRose
           ? (perToken + byWait) / 2
           : Math.max(perToken, byWait);
     const previous = this.#lastWindow;
     this.#lastWindow = { level: windowLimit, latency: current };
-    if (this.#phase === "slow-start" && gradient < 1 / (1 + o.tolerance) && previous !== undefined) {
+    if (this.#phase === "slow-start" && gradient < this.#queued && previous !== undefined) {
       // Latency rose: the engine queues, or it slows down per token as its batch fills (real
       // engines do; the simulator's stepGrowth). Only queueing stops throughput (Little's law:
       // level / latency) from growing with the in-flight level, so slow start goes on while
@@ -319,7 +321,7 @@ export class FlowController {
     this.#serving = windowLimit * gradient;
     const target = this.#limit * gradient + Math.sqrt(this.#limit);
     if (this.#phase === "slow-start") {
-      if (gradient >= 1 / (1 + o.tolerance)) return;
+      if (gradient >= this.#queued) return;
       // Slow start overshoots by up to a round trip: come back at once, not over many windows,
       // but not below half the limit, which the round before ran without queueing.
       this.#phase = "avoidance";
