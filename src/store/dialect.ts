@@ -18,6 +18,19 @@ export interface DialectCapabilities {
    * absent, ingest uses one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING line`.
    */
   bulkInsertRequests?: (rows: readonly RequestInsertRow[]) => Promise<number[]>;
+  /**
+   * Optional synchronous fast path (SQLite, in-process): runs `fn` as one transaction on the
+   * store's connection while no other query holds it, with statements prepared once per SQL text.
+   * Claims and checkpoints use it when present; through Kysely, each statement cost an async round
+   * that an in-process driver does not need (~5 µs a row of the ~16 that claim + verdict took).
+   */
+  syncTransaction?: <T>(fn: (statement: (sql: string) => SyncStatement) => T) => Promise<T>;
+}
+
+/** A prepared statement of the synchronous fast path, positional parameters only. */
+export interface SyncStatement {
+  run(...params: unknown[]): { changes: number };
+  all(...params: unknown[]): unknown[];
 }
 
 export interface RequestInsertRow {
@@ -31,9 +44,14 @@ export interface RequestInsertRow {
   prefix_key: string | null;
 }
 
-export const sqliteCapabilities: DialectCapabilities = {
-  name: "sqlite",
-  insertChunkRows: 500,
-  // SQLite serializes writers, and the claim is one UPDATE … WHERE key IN (SELECT …): nothing to lock.
-  lockForClaim: (qb) => qb,
-};
+export function sqliteCapabilities(
+  syncTransaction: NonNullable<DialectCapabilities["syncTransaction"]>,
+): DialectCapabilities {
+  return {
+    name: "sqlite",
+    insertChunkRows: 500,
+    // SQLite serializes writers, and the claim is one UPDATE … WHERE key IN (SELECT …): nothing to lock.
+    lockForClaim: (qb) => qb,
+    syncTransaction,
+  };
+}

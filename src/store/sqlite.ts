@@ -1,13 +1,14 @@
 /** SQLite adapter: better-sqlite3 in WAL mode, one connection per process. */
 import Database from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
+import { type DialectCapabilities, type SyncStatement, sqliteCapabilities } from "./dialect.js";
 import type { Database as Schema } from "./schema.js";
 
 export interface SqliteOptions {
   path: string;
 }
 
-export function openSqlite(options: SqliteOptions): Kysely<Schema> {
+export function openSqlite(options: SqliteOptions): { db: Kysely<Schema>; caps: DialectCapabilities } {
   const sqlite = new Database(options.path);
   sqlite.pragma("journal_mode = WAL");
   // NORMAL in WAL mode is durable against process crashes (kill -9); only an OS crash can
@@ -16,7 +17,25 @@ export function openSqlite(options: SqliteOptions): Kysely<Schema> {
   sqlite.pragma("busy_timeout = 10000");
   sqlite.pragma("foreign_keys = ON");
   sqlite.pragma("cache_size = -16000");
-  return new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const cached = withStatementCache(sqlite);
+  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: cached }) });
+  return { db, caps: sqliteCapabilities(syncTransaction(sqlite, db, cached.prepare)) };
+}
+
+/**
+ * The synchronous fast path: a better-sqlite3 transaction run while Kysely's connection is held.
+ * Kysely's SQLite driver lets one caller at a time hold its single connection, so holding it means
+ * no Kysely transaction is open around ours (ours would otherwise nest into it as a savepoint).
+ */
+function syncTransaction(
+  sqlite: Database.Database,
+  db: Kysely<Schema>,
+  prepare: (source: string) => Database.Statement,
+): NonNullable<DialectCapabilities["syncTransaction"]> {
+  const statement = prepare as (source: string) => SyncStatement;
+  const inTransaction = sqlite.transaction((fn: (s: typeof statement) => unknown) => fn(statement));
+  return <T>(fn: (s: typeof statement) => T) =>
+    db.connection().execute(async () => inTransaction(fn as (s: typeof statement) => unknown) as T);
 }
 
 const STATEMENT_CACHE_SIZE = 256;

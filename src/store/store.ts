@@ -5,7 +5,7 @@
 import type { Kysely } from "kysely";
 import { createDataKeys, type DataKeys } from "../crypto/data-keys.js";
 import type { MasterKeyring } from "../crypto/master-keys.js";
-import { type DialectCapabilities, sqliteCapabilities } from "./dialect.js";
+import type { DialectCapabilities } from "./dialect.js";
 import { migrateToLatest } from "./migrator.js";
 import type { Database } from "./schema.js";
 import { openSqlite } from "./sqlite.js";
@@ -33,8 +33,7 @@ export async function openStore(location: StoreLocation, options: StoreOptions =
   let db: Kysely<Database>;
   let caps: DialectCapabilities;
   if (location.kind === "sqlite") {
-    db = openSqlite({ path: location.path });
-    caps = sqliteCapabilities;
+    ({ db, caps } = openSqlite({ path: location.path }));
   } else {
     const pg = await import("./postgres.js");
     ({ db, caps } = await pg.openPostgres({ url: location.url, poolSize: location.poolSize }));

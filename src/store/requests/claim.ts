@@ -1,7 +1,8 @@
 /**
  * Claim: pending → running under a lease. One UPDATE … WHERE (batch_id, line) IN (candidates)
  * RETURNING …; the candidate sub-select walks the partial index of pending rows in line order and
- * is locked with SKIP LOCKED on Postgres, so concurrent workers never take the same row.
+ * is locked with SKIP LOCKED on Postgres, so concurrent workers never take the same row. On SQLite
+ * the same statement runs through the synchronous fast path (dialect.ts: `syncTransaction`).
  */
 import { sql } from "kysely";
 import { rowCipher } from "../../crypto/row-cipher.js";
@@ -30,10 +31,48 @@ export async function claimRequests(store: Store, o: ClaimOptions): Promise<Clai
   if (o.limit <= 0) return [];
   const now = o.nowMs ?? Date.now();
   const cipher = await rowCipher(store, o.batchId);
+  const rows = store.caps.syncTransaction
+    ? await store.caps.syncTransaction(
+        (statement) =>
+          statement(SQLITE_CLAIM).all(o.batchId, now, o.limit, o.owner, now + o.leaseMs, o.batchId) as ClaimedRow[],
+      )
+    : await claimWithKysely(store, o, now);
+  // RETURNING order is unspecified: dispatch in input order.
+  rows.sort((a, b) => a.line - b.line);
+  return rows.map((r) => ({
+    tenantId: r.tenant_id,
+    batchId: r.batch_id,
+    line: r.line,
+    customId: r.custom_id,
+    model: r.model,
+    body: cipher.open("body", r.line, r.body),
+    attempt: Number(r.attempts),
+  }));
+}
+
+interface ClaimedRow {
+  tenant_id: string;
+  batch_id: string;
+  line: number;
+  custom_id: string;
+  model: string;
+  body: string;
+  attempts: number | string | bigint;
+}
+
+/** SQLite's claim, the Kysely statement below written out (parameters: batch, now, limit, owner, expiry, batch). */
+const SQLITE_CLAIM = `WITH candidates AS MATERIALIZED (
+    SELECT line FROM requests
+    WHERE batch_id = ? AND status = 'pending' AND next_attempt_ms <= ? ORDER BY line LIMIT ?)
+  UPDATE requests SET status = 'running', lease_owner = ?, lease_expires_ms = ?, attempts = attempts + 1
+  WHERE batch_id = ? AND line IN (SELECT line FROM candidates) AND status = 'pending'
+  RETURNING tenant_id, batch_id, line, custom_id, model, body, attempts`;
+
+function claimWithKysely(store: Store, o: ClaimOptions, now: number): Promise<ClaimedRow[]> {
   // The candidates are a MATERIALIZED CTE, computed once. As `line IN (subquery)`, PostgreSQL may
   // plan a nested-loop semi join that re-runs the LIMIT … SKIP LOCKED subquery for every outer
   // row, each run returning the next unclaimed rows: one claim then took the whole batch.
-  const rows = await store.db
+  return store.db
     .with(
       (cte) => cte("candidates").materialized(),
       (db) =>
@@ -62,17 +101,6 @@ export async function claimRequests(store: Store, o: ClaimOptions): Promise<Clai
     .where("status", "=", "pending")
     .returning(["tenant_id", "batch_id", "line", "custom_id", "model", "body", "attempts"])
     .execute();
-  // RETURNING order is unspecified: dispatch in input order.
-  rows.sort((a, b) => a.line - b.line);
-  return rows.map((r) => ({
-    tenantId: r.tenant_id,
-    batchId: r.batch_id,
-    line: r.line,
-    customId: r.custom_id,
-    model: r.model,
-    body: cipher.open("body", r.line, r.body),
-    attempt: Number(r.attempts),
-  }));
 }
 
 /** Whether a batch still has rows that are not terminal (pending or running). */
