@@ -112,4 +112,49 @@ describe.each(STORES)("checkpoint on $name", (kind) => {
     const r = await checkpoint(fresh.store, "w1", [verdict(1, true)]);
     expect(r).toEqual({ written: 0, progress: [] });
   });
+
+  it("waits for a transaction another caller holds open instead of joining it: that one's rollback keeps the verdicts", async () => {
+    // SQLite checkpoints through the synchronous fast path on the one connection: had it run inside
+    // the open Kysely transaction (as a savepoint), the rollback below would have taken it along.
+    await claimRequests(fresh.store, { batchId, owner: "w1", leaseMs: 60_000, limit: 3 });
+    let release = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let entered = () => {};
+    const inside = new Promise<void>((r) => {
+      entered = r;
+    });
+    const rolledBack = fresh.store.db
+      .transaction()
+      .execute(async (trx) => {
+        await trx.updateTable("batches").set({ metadata: '{"x":"1"}' }).where("id", "=", batchId).execute();
+        entered();
+        await held;
+        throw new Error("rolled back");
+      })
+      .catch((err: Error) => err.message);
+    await inside;
+    const written = checkpoint(fresh.store, "w1", [verdict(1, true), verdict(2, false)]);
+    // Time for a checkpoint that did not wait to run inside the open transaction (correct code waits).
+    await new Promise((r) => setTimeout(r, 50));
+    release();
+    expect(await rolledBack).toBe("rolled back");
+    expect((await written).written).toBe(2);
+    const rows = await fresh.store.db
+      .selectFrom("requests")
+      .select(["line", "status"])
+      .where("batch_id", "=", batchId)
+      .where("line", "<=", 3)
+      .orderBy("line")
+      .execute();
+    expect(rows.map((r) => r.status)).toEqual(["succeeded", "failed", "running"]);
+    const batch = await fresh.store.db
+      .selectFrom("batches")
+      .select(["metadata", "completed", "failed"])
+      .where("id", "=", batchId)
+      .executeTakeFirstOrThrow();
+    expect(batch.metadata).toBeNull();
+    expect([Number(batch.completed), Number(batch.failed)]).toEqual([1, 1]);
+  });
 });
