@@ -18,4 +18,5 @@ export function randomToken(length = 24): string {
 export const newFileId = () => `file-${randomToken()}`;
 export const newBatchId = () => `batch_${randomToken()}`;
 export const newRequestId = () => `req_${randomToken()}`;
+export const newClaimRangeId = () => `cr_${randomToken()}`;
 export const newWorkerId = () => `w_${randomToken(12)}`;

@@ -95,6 +95,13 @@ export function registerServeCommands(program: Command): void {
   const worker = program.command("worker").description("Run a worker: execute batches from the shared store (no HTTP)");
   addEngineOptions(addCommonOptions(worker)).action(async (flags: CommonCliFlags & EngineCliFlags) => {
     const common = resolveCommon(flags);
+    if (common.store.kind === "sqlite") {
+      // SQLite's claims live in the one process that owns the store (store/requests/claim-in-memory.ts).
+      throw new SluiceError(
+        "store_not_shared",
+        "`sluice worker` needs a store shared between processes: PostgreSQL (--store postgres://…). With SQLite, `sluice serve` runs the worker in its own process.",
+      );
+    }
     warnIfPlaintext(common);
     const runtime: Runtime = await openRuntime(common, { engine: engineFromFlags(flags) });
     runtime.worker?.start();

@@ -32,8 +32,8 @@ export class Checkpointer {
   /** Consecutive failed transactions (0 after a success), and all of them. */
   #failures = 0;
   #failedTotal = 0;
-  /** Called after each committed group with the counters of the batches it moved. */
-  onCommitted: ((progress: BatchProgress[], written: number) => void) | undefined;
+  /** Called after each committed group with the counters of the batches it moved, and the group. */
+  onCommitted: ((progress: BatchProgress[], written: number, group: readonly Outcome[]) => void) | undefined;
   onError: ((err: unknown) => void) | undefined;
 
   constructor(store: Store, owner: string, options: Partial<CheckpointerOptions> = {}) {
@@ -73,7 +73,7 @@ export class Checkpointer {
       try {
         const { written, progress } = await checkpoint(this.#store, this.#owner, group);
         this.#failures = 0;
-        this.onCommitted?.(progress, written);
+        this.onCommitted?.(progress, written, group);
       } catch (err) {
         this.#failures++;
         this.#failedTotal++;

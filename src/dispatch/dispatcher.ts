@@ -7,6 +7,13 @@
  * controller has room, and queues every outcome on the group-commit checkpointer. Calls share one
  * AbortController per batch (a controller per call cost as much as a fast call): a cancel or an
  * expiry aborts the batch's, shutdown aborts them all.
+ *
+ * Claims are leased rows (PostgreSQL) or, where one process owns the store (SQLite), held in
+ * memory (store/requests/claim-in-memory.ts): a cursor per batch reads the next due pending rows,
+ * and the lines this dispatcher holds (buffered, in flight, or waiting for their checkpoint) are
+ * skipped until their outcome is committed (`committed`), which also closes the claim's journal
+ * entry once all its rows are done. The cursor wraps at the end of the batch, so retries that
+ * came due and rows handed back are read again.
  */
 import { setMaxListeners } from "node:events";
 import type { Backend, BackendResult } from "../backends/backend.js";
@@ -14,6 +21,7 @@ import type { BackendPool, Router } from "../backends/router.js";
 import type { Logger } from "../logger.js";
 import type { Outcome } from "../store/requests/checkpoint.js";
 import { type ClaimedRequest, claimRequests } from "../store/requests/claim.js";
+import { closeClaimRanges, readClaimable } from "../store/requests/claim-in-memory.js";
 import type { Store } from "../store/store.js";
 import type { Checkpointer } from "./checkpointer.js";
 import type { FlowController } from "./flow-control.js";
@@ -45,6 +53,12 @@ const MIN_CLAIM = 128;
 /** A claimed row on its way to a backend. */
 type Work = ClaimedRequest & { endpoint: string };
 
+/** An in-memory claim's journal entry and how many of its rows still await a committed outcome. */
+interface HeldRange {
+  id: string;
+  outstanding: number;
+}
+
 interface InFlight {
   batchId: string;
   /** Why we aborted it ourselves: decides what is written for the row. */
@@ -68,6 +82,11 @@ export class Dispatcher {
   #stopped = false;
   #idleWaiters: (() => void)[] = [];
   #nothingToClaimUntil = 0;
+  /** In-memory claims: the lines held per batch with their journal entry, and each batch's cursor. */
+  readonly #held = new Map<string, Map<number, HeldRange>>();
+  readonly #readFrom = new Map<string, number>();
+  /** Journal entries being closed (awaited on shutdown). */
+  #closing: Promise<void> = Promise.resolve();
 
   constructor(store: Store, router: Router, checkpointer: Checkpointer, logger: Logger, options: DispatcherOptions) {
     this.#store = store;
@@ -90,6 +109,14 @@ export class Dispatcher {
       const keep = this.batchesInFlight();
       for (const b of batches) keep.add(b.id);
       for (const id of this.#aborts.keys()) if (!keep.has(id)) this.#aborts.delete(id);
+    }
+    if (this.#held.size > batches.length) {
+      const active = new Set(batches.map((b) => b.id));
+      for (const [id, lines] of this.#held) {
+        if (active.has(id) || lines.size > 0) continue;
+        this.#held.delete(id);
+        this.#readFrom.delete(id);
+      }
     }
     this.pump();
   }
@@ -116,6 +143,40 @@ export class Dispatcher {
       this.#queues.set(pool, kept);
     }
     this.#batches = this.#batches.filter((b) => b.id !== batchId);
+    // Its rows are made terminal by the batch job: nothing of its claims is left to count.
+    const ranges = new Set<string>();
+    for (const r of this.#held.get(batchId)?.values() ?? []) ranges.add(r.id);
+    this.#held.delete(batchId);
+    this.#readFrom.delete(batchId);
+    this.#close([...ranges]);
+  }
+
+  /** Outcomes the checkpointer committed: in-memory claims stop holding their rows. */
+  committed(outcomes: readonly Outcome[]): void {
+    if (this.#held.size === 0) return;
+    const done: string[] = [];
+    for (const o of outcomes) {
+      const lines = this.#held.get(o.batchId);
+      const range = lines?.get(o.line);
+      if (range === undefined) continue;
+      lines?.delete(o.line);
+      if (--range.outstanding === 0) done.push(range.id);
+    }
+    this.#close(done);
+  }
+
+  #close(rangeIds: string[]): void {
+    if (rangeIds.length === 0) return;
+    this.#closing = this.#closing.then(() =>
+      closeClaimRanges(this.#store, rangeIds).catch((err: unknown) =>
+        this.#logger.error("closing claim journal entries failed", { error: err as Error }),
+      ),
+    );
+  }
+
+  /** Resolves when the journal entries closed so far are written (shutdown, after the last checkpoint). */
+  journalClosed(): Promise<void> {
+    return this.#closing;
   }
 
   batchesInFlight(): Set<string> {
@@ -166,12 +227,14 @@ export class Dispatcher {
     const batches = this.#batches;
     for (let tried = 0; tried < batches.length; tried++) {
       const batch = batches[this.#cursor++ % batches.length] as ActiveBatch;
-      const rows = await claimRequests(this.#store, {
-        batchId: batch.id,
-        owner: this.#o.owner,
-        leaseMs: this.#o.leaseMs,
-        limit,
-      });
+      const rows = this.#store.caps.inMemoryClaims
+        ? await this.#readClaimable(batch.id, limit)
+        : await claimRequests(this.#store, {
+            batchId: batch.id,
+            owner: this.#o.owner,
+            leaseMs: this.#o.leaseMs,
+            limit,
+          });
       if (rows.length === 0) continue;
       for (const r of rows) this.#route({ ...r, endpoint: batch.endpoint });
       return;
@@ -179,6 +242,42 @@ export class Dispatcher {
     // Nothing claimable anywhere (all running, or retries not yet due): look again shortly.
     this.#nothingToClaimUntil = Date.now() + 200;
     setTimeout(() => this.pump(), 210).unref();
+  }
+
+  /**
+   * In-memory claims: the next due pending rows after the batch's cursor that are not held here.
+   * Held rows are read past (at most the window's worth); the end of the batch wraps the cursor
+   * once, so that rows whose retry came due behind it are found.
+   */
+  async #readClaimable(batchId: string, limit: number): Promise<ClaimedRequest[]> {
+    let lines = this.#held.get(batchId);
+    if (lines === undefined) {
+      lines = new Map();
+      this.#held.set(batchId, lines);
+    }
+    const held = lines;
+    let after = this.#readFrom.get(batchId) ?? -1;
+    let wrapped = after === -1;
+    for (;;) {
+      const read = await readClaimable(this.#store, {
+        batchId,
+        afterLine: after,
+        limit,
+        owner: this.#o.owner,
+        held,
+      });
+      after = read.next;
+      this.#readFrom.set(batchId, after);
+      if (read.rangeId !== undefined) {
+        const range: HeldRange = { id: read.rangeId, outstanding: read.rows.length };
+        for (const r of read.rows) held.set(r.line, range);
+        return read.rows;
+      }
+      if (after === -1) {
+        if (wrapped) return [];
+        wrapped = true;
+      }
+    }
   }
 
   #route(req: Work): void {

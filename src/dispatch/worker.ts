@@ -12,6 +12,7 @@ import type { AppContext } from "../context.js";
 import { newWorkerId } from "../ids.js";
 import { batchesInStatus } from "../store/batches.js";
 import type { BatchProgress } from "../store/requests/checkpoint.js";
+import { recoverClaimRanges } from "../store/requests/claim-in-memory.js";
 import { recoverExpiredLeases, renewLeases } from "../store/requests/leases.js";
 import { cancelJob, completeJob, expireJob, finalizeOwned, type JobContext, validateJob } from "./batch-jobs.js";
 import { Checkpointer, type CheckpointerOptions } from "./checkpointer.js";
@@ -61,6 +62,7 @@ export class Worker {
   /** Batch jobs running now, by batch id (one job per batch per worker). */
   readonly #jobsRunning = new Map<string, Promise<void>>();
   #lastRenew = 0;
+  #recovered = false;
   readonly #jobsAbort = new AbortController();
 
   constructor(ctx: AppContext, router: Router, options: Partial<WorkerOptions> = {}) {
@@ -84,7 +86,10 @@ export class Worker {
       maxWindow: this.#o.maxWindow,
     });
     this.#checkpointer.onError = (err) => ctx.logger.error("checkpoint failed", { error: err as Error });
-    this.#checkpointer.onCommitted = (progress) => this.#afterCommit(progress);
+    this.#checkpointer.onCommitted = (progress, _written, group) => {
+      this.#dispatcher.committed(group);
+      this.#afterCommit(progress);
+    };
     router.onFlowChange = (backend, limit, inFlight, reason) =>
       ctx.events.emit("backend.limit", { backend, limit, inFlight, reason });
   }
@@ -157,6 +162,11 @@ export class Worker {
   async #tick(): Promise<void> {
     const now = Date.now();
     const { store } = this.#ctx;
+    if (!this.#recovered) {
+      // In-memory claims a crashed process held: count their attempt before claiming anything.
+      if (store.caps.inMemoryClaims) await recoverClaimRanges(store, this.id);
+      this.#recovered = true;
+    }
     if (await recoverExpiredLeases(store, now)) this.#dispatcher.poke();
     if (now - this.#lastRenew > this.#o.leaseMs / 4) {
       this.#lastRenew = now;
@@ -201,6 +211,7 @@ export class Worker {
       () => this.#dispatcher.stop(this.#o.shutdownDeadlineMs),
       async () => this.#jobsAbort.abort(),
       () => this.#checkpointer.flush(),
+      () => this.#dispatcher.journalClosed(),
       () => Promise.allSettled([...this.#jobsRunning.values()]),
       () => this.#router.close(),
     ];

@@ -25,6 +25,7 @@ const MOVE = `INSERT INTO requests (${COLUMNS}, status)
 export function postgresCapabilities(pool: Pick<Pool, "connect">): DialectCapabilities {
   return {
     name: "postgres",
+    inMemoryClaims: false,
     // 8 bound parameters per row on the INSERT path; COPY has no limit but chunks bound memory.
     insertChunkRows: 5000,
     lockForClaim: (qb) => qb.forUpdate().skipLocked(),

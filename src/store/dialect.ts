@@ -8,6 +8,11 @@ import type { Database } from "./schema.js";
 
 export interface DialectCapabilities {
   readonly name: "sqlite" | "postgres";
+  /**
+   * Whether one process owns the store (SQLite), so that the dispatcher keeps its claims in memory
+   * and rows stay pending until their verdict (claim.ts `readClaimable`). PostgreSQL leases rows.
+   */
+  readonly inMemoryClaims: boolean;
   /** Rows per ingest chunk (SQLite caps bound parameters per statement; Postgres at 65535). */
   readonly insertChunkRows: number;
   /** Make a claim's candidate sub-select safe under concurrent claimers (SKIP LOCKED on Postgres). */
@@ -49,6 +54,7 @@ export function sqliteCapabilities(
 ): DialectCapabilities {
   return {
     name: "sqlite",
+    inMemoryClaims: true,
     insertChunkRows: 500,
     // SQLite serializes writers, and the claim is one UPDATE … WHERE key IN (SELECT …): nothing to lock.
     lockForClaim: (qb) => qb,

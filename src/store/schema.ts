@@ -134,4 +134,15 @@ export interface Database {
   requests: RequestTable;
   audit_log: AuditTable;
   data_keys: DataKeyTable;
+  claim_ranges: ClaimRangeTable;
+}
+
+/** An in-memory claim's journal entry (SQLite): the lines one read took, until all are committed. */
+export interface ClaimRangeTable {
+  id: string;
+  batch_id: string;
+  owner: string;
+  /** Comma-separated line numbers, ascending. */
+  lines: string;
+  created_ms: number;
 }

@@ -108,9 +108,13 @@ describe.each(STORES)("checkpoint on $name", (kind) => {
     expect(running.map((x) => x.line)).toEqual([6, 7, 8, 9, 10]);
   });
 
-  it("returns no progress when nothing was written", async () => {
-    const r = await checkpoint(fresh.store, "w1", [verdict(1, true)]);
-    expect(r).toEqual({ written: 0, progress: [] });
+  it("returns no progress when nothing was written: a row takes one verdict", async () => {
+    await claimRequests(fresh.store, { batchId, owner: "w1", leaseMs: 60_000, limit: 1 });
+    expect((await checkpoint(fresh.store, "w1", [verdict(1, true)])).written).toBe(1);
+    expect(await checkpoint(fresh.store, "w1", [verdict(1, false)])).toEqual({ written: 0, progress: [] });
+    // A pending row: PostgreSQL's claims are leases, so a verdict needs one; SQLite's are in memory.
+    const unclaimed = await checkpoint(fresh.store, "w1", [verdict(2, true)]);
+    expect(unclaimed.written).toBe(fresh.store.caps.inMemoryClaims ? 1 : 0);
   });
 
   it("waits for a transaction another caller holds open instead of joining it: that one's rollback keeps the verdicts", async () => {

@@ -1,8 +1,9 @@
 /**
  * Checkpoint: write many outcomes in one transaction (group commit). Each row update is fenced by
- * `lease_owner = me AND status = 'running'`, so a worker that lost its lease can never overwrite
- * the new owner's result; the batch's live counters and usage move in the same transaction, only
- * by the rows that were actually written. This is the exactly-once invariant for results.
+ * `lease_owner = me AND status = 'running'` (SQLite's in-memory claims: `status = 'pending'`), so
+ * a worker that lost its lease can never overwrite the new owner's result and a row takes one
+ * verdict; the batch's live counters and usage move in the same transaction, only by the rows
+ * that were actually written. This is the exactly-once invariant for results.
  * Verdicts are one statement per chunk of rows on PostgreSQL; SQLite runs the whole checkpoint
  * through its synchronous fast path (dialect.ts), a prepared one-row statement per outcome.
  */
@@ -299,13 +300,19 @@ const VERDICT_COLUMNS: readonly (readonly [string, string])[] = [
   ["reasoning_tokens", "BIGINT"],
 ];
 
-/** SQLite's statements, each fenced by the lease: the row must still be running under `owner`. */
-const SQLITE_FENCE = "WHERE batch_id = ? AND line = ? AND lease_owner = ? AND status = 'running'";
+/**
+ * SQLite's fence: the row is still pending (an in-memory claim, claim.ts) or running under this
+ * owner's lease (a leased claim, e.g. by an earlier version; a recovered one is pending again).
+ * Either way a row takes one verdict: a terminal row matches neither.
+ */
+const SQLITE_FENCE =
+  "WHERE batch_id = ? AND line = ? AND (status = 'pending' OR (status = 'running' AND lease_owner = ?))";
+/** A retry ends an attempt: in-memory claims count it here, leased ones counted it when claimed. */
 const SQLITE_RETRY = `UPDATE requests SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL,
-  next_attempt_ms = ? ${SQLITE_FENCE}`;
-/** Handed back without a verdict (shutdown): the attempt does not count. */
+  next_attempt_ms = ?, attempts = attempts + (status = 'pending') ${SQLITE_FENCE}`;
+/** Handed back without a verdict (shutdown): a leased claim's attempt does not count; in memory, nothing to do. */
 const SQLITE_RELEASE = `UPDATE requests SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL,
-  attempts = attempts - 1 ${SQLITE_FENCE}`;
+  attempts = attempts - 1 WHERE batch_id = ? AND line = ? AND lease_owner = ? AND status = 'running'`;
 const SQLITE_COUNTERS = `UPDATE batches SET completed = completed + ?, failed = failed + ?,
   input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, cached_tokens = cached_tokens + ?,
   reasoning_tokens = reasoning_tokens + ? WHERE id = ? RETURNING tenant_id, status, completed, failed, total`;

@@ -1,11 +1,12 @@
 /**
- * Claim: pending → running under a lease. One UPDATE … WHERE (batch_id, line) IN (candidates)
+ * Leased claim (PostgreSQL, many workers; SQLite claims in memory: claim-in-memory.ts): pending →
+ * running under a lease. One UPDATE … WHERE (batch_id, line) IN (candidates)
  * RETURNING …; the candidate sub-select walks the partial index of pending rows in line order and
  * is locked with SKIP LOCKED on Postgres, so concurrent workers never take the same row. On SQLite
  * the same statement runs through the synchronous fast path (dialect.ts: `syncTransaction`).
  */
 import { sql } from "kysely";
-import { rowCipher } from "../../crypto/row-cipher.js";
+import { type FieldCipher, rowCipher } from "../../crypto/row-cipher.js";
 import type { Store } from "../store.js";
 
 export interface ClaimedRequest {
@@ -39,18 +40,11 @@ export async function claimRequests(store: Store, o: ClaimOptions): Promise<Clai
     : await claimWithKysely(store, o, now);
   // RETURNING order is unspecified: dispatch in input order.
   rows.sort((a, b) => a.line - b.line);
-  return rows.map((r) => ({
-    tenantId: r.tenant_id,
-    batchId: r.batch_id,
-    line: r.line,
-    customId: r.custom_id,
-    model: r.model,
-    body: cipher.open("body", r.line, r.body),
-    attempt: Number(r.attempts),
-  }));
+  return rows.map((r) => toClaimed(r, cipher));
 }
 
-interface ClaimedRow {
+/** A claimed row as stored (`attempts`: the attempt this claim makes). */
+export interface ClaimedRow {
   tenant_id: string;
   batch_id: string;
   line: number;
@@ -58,6 +52,18 @@ interface ClaimedRow {
   model: string;
   body: string;
   attempts: number | string | bigint;
+}
+
+export function toClaimed(r: ClaimedRow, cipher: FieldCipher): ClaimedRequest {
+  return {
+    tenantId: r.tenant_id,
+    batchId: r.batch_id,
+    line: r.line,
+    customId: r.custom_id,
+    model: r.model,
+    body: cipher.open("body", r.line, r.body),
+    attempt: Number(r.attempts),
+  };
 }
 
 /** SQLite's claim, the Kysely statement below written out (parameters: batch, now, limit, owner, expiry, batch). */
