@@ -3,6 +3,8 @@
  * wins. Backends are created lazily on first use (an embedded model loads only when a batch
  * needs it) and each replica carries its own flow controller.
  */
+
+import { clientLoadMeter } from "../dispatch/client-load.js";
 import { FlowController, type FlowOptions } from "../dispatch/flow-control.js";
 import type { Backend } from "./backend.js";
 import type { BackendSpec, RouteSpec } from "./route-config.js";
@@ -99,11 +101,11 @@ export class Router {
       const backend = await this.#factory(b);
       this.#created.push(backend);
       const maxLimit = backend.maxConcurrency ?? this.#flow.maxLimit ?? 1024;
-      const flow = new FlowController({
-        ...this.#flow,
-        maxLimit,
-        initialLimit: Math.min(this.#flow.initialLimit ?? 4, maxLimit),
-      });
+      const flow = new FlowController(
+        { ...this.#flow, maxLimit, initialLimit: Math.min(this.#flow.initialLimit ?? 4, maxLimit) },
+        Date.now,
+        clientLoadMeter(),
+      );
       flow.onChange = (s, reason) => this.onFlowChange?.(backend.name, s.limit, s.inFlight, reason);
       replicas.push({ backend, flow });
     }

@@ -48,6 +48,8 @@
  * known cap).
  */
 
+import type { ClientLoadMeter } from "./client-load.js";
+
 export interface FlowOptions {
   initialLimit: number;
   minLimit: number;
@@ -95,6 +97,20 @@ const THROUGHPUT_ELASTICITY = 0.3;
 
 /** A gradient this close to 1 reads no queue at all (the held limit + √limit queues √limit: 6% at 256). */
 const UNQUEUED = 0.97;
+
+/**
+ * Client-bound windows (see #clientBound and client-load.ts): the loop at least this busy, and
+ * its mean wait at least this share of the window's latency (30th percentile).
+ */
+const CLIENT_BOUND_UTILIZATION = 0.5;
+const CLIENT_BOUND_SHARE = 0.5;
+/**
+ * The limit client-bound windows raise it to: enough calls out to cover this process's own pauses
+ * (a claim or a checkpoint holds the loop ~1–5 ms) at the rates one process reaches (10–20k/s).
+ * Against an engine that answers at once, 64 in flight took ~13% less time per request than the
+ * ~10 the latency reading held (bench/pipeline-overhead.ts workload, 2026-11-29).
+ */
+const CLIENT_BOUND_LIMIT = 64;
 
 /** Fewest answers a fit takes; answers pooled from small windows before they are fitted together. */
 const MIN_FIT = 12;
@@ -149,8 +165,12 @@ export class FlowController {
   readonly #now: () => number;
   onChange: ((s: FlowSnapshot, reason: string) => void) | undefined;
 
-  constructor(options: Partial<FlowOptions> = {}, now: () => number = Date.now) {
+  readonly #clientLoad: ClientLoadMeter | undefined;
+
+  /** `clientLoad`: this process's own load (client-load.ts); absent = never client-bound (models, tests). */
+  constructor(options: Partial<FlowOptions> = {}, now: () => number = Date.now, clientLoad?: ClientLoadMeter) {
     this.#o = { ...DEFAULT_FLOW_OPTIONS, ...options };
+    this.#clientLoad = clientLoad;
     this.#limit = clamp(this.#o.initialLimit, this.#o.minLimit, this.#o.maxLimit);
     this.#now = now;
     this.#windowStart = now();
@@ -220,6 +240,13 @@ export class FlowController {
     }
   }
 
+  /** Whether this process's own wait made up at least half of the window's latency (client-load.ts). */
+  #clientBound(latencies: number[]): boolean {
+    const load = this.#clientLoad?.read();
+    if (load === undefined || load.utilization < CLIENT_BOUND_UTILIZATION) return false;
+    return load.delayMs >= CLIENT_BOUND_SHARE * quantile(latencies, LATENCY_QUANTILE);
+  }
+
   /** Whether this window's samples so far show latency risen past the tolerance (median: reacts sooner). */
   #queueing(): boolean {
     // The per-token reading also rises when the engine slows as its batch fills: let a fit
@@ -272,6 +299,17 @@ export class FlowController {
     this.#startWindow();
     this.#probeCeiling(busy);
     if (samples.length === 0) return;
+    if (this.#clientBound(latencies)) {
+      // Sluice, not the engine, was the bottleneck: the answers' latency was mostly their wait for
+      // this process. It says nothing about the engine, which answers faster than it is asked
+      // (so more in flight cannot queue there): the limit holds, or rises to CLIENT_BOUND_LIMIT,
+      // enough out to keep this process fed through its own pauses (claims, checkpoints).
+      this.#unqueuedStreak = 0;
+      const cap = Math.min(o.maxLimit, this.#ceiling, CLIENT_BOUND_LIMIT);
+      if (this.#limit < cap) this.#set(Math.min(cap, this.#limit * 1.25 + 1), "client-bound");
+      else if (this.#phase === "slow-start") this.#phase = "avoidance";
+      return;
+    }
     const current = quantile(samples, LATENCY_QUANTILE);
     const perTokenRose = this.#floor !== null && this.#floor / current < this.#queued;
     this.#learnBaseWait(fit, latencies, tokens, probed, perTokenRose);
