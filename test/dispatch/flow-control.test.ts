@@ -44,6 +44,60 @@ describe("adaptive concurrency", () => {
     });
   }
 
+  /**
+   * A process that takes in answers at a fixed cost each against an engine that answers at once:
+   * latency is the process's own queue, n × cost (Little's law), as an engine queue would grow.
+   * Its meter reports the loop busy and a wait of `waitShare` of the latency.
+   */
+  function driveClientBound(rounds: number, waitShare: number, latencyOf = (n: number) => 0.05 * n) {
+    let now = 0;
+    let latency = 1;
+    const meter = { read: () => ({ utilization: 0.97, delayMs: latency * waitShare }) };
+    const flow = new FlowController({}, () => now, meter);
+    const limits: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const n = flow.available();
+      for (let i = 0; i < n; i++) flow.acquire();
+      latency = latencyOf(n);
+      now += latency;
+      for (let i = 0; i < n; i++) flow.release("ok", latency * (1 + (i % 7) / 50), 16);
+      limits.push(flow.limit);
+    }
+    return limits;
+  }
+
+  it("when this process, not the engine, is the bottleneck, raises the limit to 64 and holds it", () => {
+    const limits = driveClientBound(300, 0.8);
+    const settled = limits.slice(-100);
+    expect(Math.min(...settled)).toBeGreaterThanOrEqual(48); // ¾ of 64 during probes
+    expect(Math.max(...settled)).toBeLessThanOrEqual(128); // slow start overshoots by a round at most
+    expect(settled.filter((l) => l >= 64).length).toBeGreaterThan(80);
+    // Without knowing its own load, the same process reads its queue as the engine's: ~10 held.
+    const blind = (() => {
+      let now = 0;
+      const flow = new FlowController({}, () => now);
+      const out: number[] = [];
+      for (let r = 0; r < 300; r++) {
+        const n = flow.available();
+        for (let i = 0; i < n; i++) flow.acquire();
+        const latency = 0.05 * n;
+        now += latency;
+        for (let i = 0; i < n; i++) flow.release("ok", latency * (1 + (i % 7) / 50), 16);
+        out.push(flow.limit);
+      }
+      return out;
+    })();
+    expect(Math.max(...blind.slice(-100))).toBeLessThan(32);
+  });
+
+  it("still reads an engine's queue when this process's own wait is a small share of the latency", () => {
+    // The engine of `drive`: 16 slots, 100 ms a request, the surplus queues.
+    const limits = driveClientBound(300, 0.05, (n) => 100 * Math.max(1, n / 16));
+    const settled = limits.slice(-100);
+    expect(Math.max(...settled)).toBeLessThanOrEqual(16 + 3 * 4 + 2);
+    expect(Math.min(...settled)).toBeGreaterThanOrEqual(12);
+  });
+
   it("stays put over a long run (the floor does not drift with the standing queue)", () => {
     const limits = drive(64, 600);
     expect(Math.max(...limits.slice(-200))).toBeLessThanOrEqual(64 + 3 * 8 + 2);
