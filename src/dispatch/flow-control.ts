@@ -100,7 +100,7 @@ const UNQUEUED = 0.97;
 
 /**
  * Client-bound windows (see #clientBound and client-load.ts): the loop at least this busy, and
- * its mean wait at least this share of the window's latency (30th percentile).
+ * its mean wait at least this share of the window's latency (30th percentile; half of it to stay).
  */
 const CLIENT_BOUND_UTILIZATION = 0.5;
 const CLIENT_BOUND_SHARE = 0.5;
@@ -166,6 +166,7 @@ export class FlowController {
   onChange: ((s: FlowSnapshot, reason: string) => void) | undefined;
 
   readonly #clientLoad: ClientLoadMeter | undefined;
+  #wasClientBound = false;
 
   /** `clientLoad`: this process's own load (client-load.ts); absent = never client-bound (models, tests). */
   constructor(options: Partial<FlowOptions> = {}, now: () => number = Date.now, clientLoad?: ClientLoadMeter) {
@@ -240,11 +241,19 @@ export class FlowController {
     }
   }
 
-  /** Whether this process's own wait made up at least half of the window's latency (client-load.ts). */
+  /**
+   * Whether this process's own wait made up at least half of the window's latency (client-load.ts);
+   * once so, while it stays above a quarter (hysteresis: the share hovers around the threshold,
+   * and each window read below it as the engine's queue cut the limit).
+   */
   #clientBound(latencies: number[]): boolean {
     const load = this.#clientLoad?.read();
-    if (load === undefined || load.utilization < CLIENT_BOUND_UTILIZATION) return false;
-    return load.delayMs >= CLIENT_BOUND_SHARE * quantile(latencies, LATENCY_QUANTILE);
+    const share =
+      load === undefined || load.utilization < CLIENT_BOUND_UTILIZATION
+        ? 0
+        : load.delayMs / quantile(latencies, LATENCY_QUANTILE);
+    this.#wasClientBound = share >= (this.#wasClientBound ? CLIENT_BOUND_SHARE / 2 : CLIENT_BOUND_SHARE);
+    return this.#wasClientBound;
   }
 
   /** Whether this window's samples so far show latency risen past the tolerance (median: reacts sooner). */
