@@ -100,10 +100,11 @@ const UNQUEUED = 0.97;
 
 /**
  * Client-bound windows (see #clientBound and client-load.ts): the loop at least this busy, and
- * its mean wait at least this share of the window's latency (30th percentile; half of it to stay).
+ * its mean wait at least this share of the window's latency (30th percentile; STAY to stay).
  */
 const CLIENT_BOUND_UTILIZATION = 0.5;
 const CLIENT_BOUND_SHARE = 0.5;
+const CLIENT_BOUND_STAY = 0.1;
 /**
  * The limit client-bound windows raise it to: enough calls out to cover this process's own pauses
  * (a claim or a checkpoint holds the loop ~1–5 ms) at the rates one process reaches (10–20k/s).
@@ -243,8 +244,9 @@ export class FlowController {
 
   /**
    * Whether this process's own wait made up at least half of the window's latency (client-load.ts);
-   * once so, while it stays above a quarter (hysteresis: the share hovers around the threshold,
-   * and each window read below it as the engine's queue cut the limit).
+   * once so, while it stays above a tenth. Hysteresis: at 64 in flight the share hovers around
+   * the threshold, and with a quarter to stay the windows read below it cut the limit to ~40
+   * a quarter of the time; a slow engine's latency dwarfs any wait of this process (share ~0).
    */
   #clientBound(latencies: number[]): boolean {
     const load = this.#clientLoad?.read();
@@ -252,7 +254,7 @@ export class FlowController {
       load === undefined || load.utilization < CLIENT_BOUND_UTILIZATION
         ? 0
         : load.delayMs / quantile(latencies, LATENCY_QUANTILE);
-    this.#wasClientBound = share >= (this.#wasClientBound ? CLIENT_BOUND_SHARE / 2 : CLIENT_BOUND_SHARE);
+    this.#wasClientBound = share >= (this.#wasClientBound ? CLIENT_BOUND_STAY : CLIENT_BOUND_SHARE);
     return this.#wasClientBound;
   }
 
