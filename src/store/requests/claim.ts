@@ -7,6 +7,7 @@
  */
 import { sql } from "kysely";
 import { type FieldCipher, rowCipher } from "../../crypto/row-cipher.js";
+import type { RequestInsertRow } from "../dialect.js";
 import type { Store } from "../store.js";
 
 export interface ClaimedRequest {
@@ -44,15 +45,9 @@ export async function claimRequests(store: Store, o: ClaimOptions): Promise<Clai
 }
 
 /** A claimed row as stored (`attempts`: the attempt this claim makes). */
-export interface ClaimedRow {
-  tenant_id: string;
-  batch_id: string;
-  line: number;
-  custom_id: string;
-  model: string;
-  body: string;
+export type ClaimedRow = Pick<RequestInsertRow, "tenant_id" | "batch_id" | "line" | "custom_id" | "model" | "body"> & {
   attempts: number | string | bigint;
-}
+};
 
 export function toClaimed(r: ClaimedRow, cipher: FieldCipher): ClaimedRequest {
   return {
