@@ -49,10 +49,15 @@ describe("adaptive concurrency", () => {
    * latency is the process's own queue, n × cost (Little's law), as an engine queue would grow.
    * Its meter reports the loop busy and a wait of `waitShare` of the latency.
    */
-  function driveClientBound(rounds: number, waitShare: number, latencyOf = (n: number) => 0.05 * n) {
+  function driveClientBound(
+    rounds: number,
+    waitShare: number,
+    latencyOf = (n: number) => 0.05 * n,
+    utilization = 0.97,
+  ) {
     let now = 0;
     let latency = 1;
-    const meter = { read: () => ({ utilization: 0.97, delayMs: latency * waitShare }) };
+    const meter = { read: () => ({ utilization, delayMs: latency * waitShare }) };
     const flow = new FlowController({}, () => now, meter);
     const limits: number[] = [];
     for (let r = 0; r < rounds; r++) {
@@ -88,6 +93,15 @@ describe("adaptive concurrency", () => {
       return out;
     })();
     expect(Math.max(...blind.slice(-100))).toBeLessThan(32);
+  });
+
+  it("still reads an engine's queue when callbacks run late because the machine is short of CPU, not busy here", () => {
+    // Late callbacks, but a loop busy only part of the time: this process mostly waits on the
+    // engine (16 slots, 100 ms). (A bar of 0.5 busy read this as client-bound.)
+    const limits = driveClientBound(300, 0.8, (n) => 100 * Math.max(1, n / 16), 0.6);
+    const settled = limits.slice(-100);
+    expect(Math.max(...settled)).toBeLessThanOrEqual(16 + 3 * 4 + 2);
+    expect(Math.min(...settled)).toBeGreaterThanOrEqual(12);
   });
 
   it("still reads an engine's queue when this process's own wait is a small share of the latency", () => {
