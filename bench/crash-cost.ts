@@ -7,8 +7,9 @@
  *    computed but died before their group commit;
  *  - the in-flight window at each kill (the simulator's running + queued): calls lost half-done,
  *    re-sent after the restart;
- *  - the recovery wait: the dead worker's leases must expire (`--lease-ms`) before its rows are
- *    claimed again;
+ *  - the recovery time: the first progress after each restart (SQLite's claims are in memory, so the
+ *    new process claims the dead one's rows at once; with PostgreSQL's leases, a dead worker's rows
+ *    wait for `--lease-ms`);
  *  - that the output holds every custom_id exactly once.
  *
  * Usage: node --import tsx bench/crash-cost.ts [--size quick|full]
@@ -55,7 +56,7 @@ await withScratch("crash", async (dir) => {
       const killedAt = performance.now();
       serve = await start();
       const restartedMs = performance.now() - killedAt;
-      // The first progress after the restart: the dead worker's leases have expired and been reclaimed.
+      // The first progress after the restart (the rows the dead process held are claimed again).
       const resumed = await pollBatch(api(), batch.id, (b) => b.status !== "in_progress" || done(b) > done(before), 20);
       kills.push({
         "killed at": `${Math.round((done(before) / preset.requests) * 100)} %`,
