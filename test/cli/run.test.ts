@@ -89,6 +89,12 @@ describe("sluice run", () => {
     expect(c.output()).toMatch(/line 3: duplicate_custom_id/);
   });
 
+  it("refuses `sluice worker` on an SQLite store: its claims live in the one process that owns it", async () => {
+    const w = sluice(["worker", "--data", join(dir, "w-sqlite"), "--backend", fake.url]);
+    expect(await w.exited).toBe(2);
+    expect(w.output()).toMatch(/sluice worker` needs a store shared between processes: PostgreSQL/);
+  });
+
   it("gives a clear error for a missing input or a bad config", async () => {
     const missing = sluice([
       "run",
