@@ -9,8 +9,11 @@
  * against an engine that answers at once, leaving this process idle between its own pauses.
  *
  * The wait is read from one process-wide `monitorEventLoopDelay` (a timer every 10 ms: how late it
- * fires is the wait of a callback that became ready at that moment, whatever the resolution);
- * each meter reads its own difference of the histogram's sum.
+ * fires is the wait of a callback that became ready when it was due); each meter reads its own
+ * difference of the histogram's sum. A coarse reading: blocks much shorter than 10 ms can end just
+ * as the timer falls due, so it under-reads their wait (5 ms blocks read ~0.3 ms, 20 ms blocks
+ * ~10 ms), which errs toward not reading client-bound. The timer runs only while meters
+ * are read (flow-control windows end), and stops 5 s after the last reading.
  */
 import { type EventLoopUtilization, type IntervalHistogram, monitorEventLoopDelay, performance } from "node:perf_hooks";
 
@@ -29,7 +32,28 @@ export interface ClientLoadMeter {
 const RESOLUTION_MS = 10;
 /** A reading spans at least this much (windows of a fast engine last a millisecond or two). */
 const SPAN_MS = 200;
+/** No reading for this long: the histogram's timer stops (an idle server wakes for nothing). */
+const IDLE_MS = 5_000;
 let histogram: IntervalHistogram | undefined;
+let lastRead = 0;
+let idleCheck: NodeJS.Timeout | undefined;
+
+/** The shared histogram, recording while meters read it and for IDLE_MS after. */
+function delayHistogram(): IntervalHistogram {
+  histogram ??= monitorEventLoopDelay({ resolution: RESOLUTION_MS });
+  lastRead = performance.now();
+  if (idleCheck === undefined) {
+    const h = histogram;
+    h.enable();
+    idleCheck = setInterval(() => {
+      if (performance.now() - lastRead < IDLE_MS) return;
+      h.disable();
+      clearInterval(idleCheck);
+      idleCheck = undefined;
+    }, IDLE_MS).unref();
+  }
+  return histogram;
+}
 
 interface Mark {
   at: number;
@@ -39,17 +63,15 @@ interface Mark {
 }
 
 export function clientLoadMeter(): ClientLoadMeter {
-  if (histogram === undefined) {
-    histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
-    histogram.enable();
-  }
-  const delays = histogram;
-  const mark = (): Mark => ({
-    at: performance.now(),
-    elu: performance.eventLoopUtilization(),
-    count: delays.count,
-    sum: delays.count === 0 ? 0 : delays.mean * delays.count,
-  });
+  const mark = (): Mark => {
+    const delays = delayHistogram();
+    return {
+      at: performance.now(),
+      elu: performance.eventLoopUtilization(),
+      count: delays.count,
+      sum: delays.count === 0 ? 0 : delays.mean * delays.count,
+    };
+  };
   // Readings run from `older`; `newer` replaces it once SPAN_MS old.
   let older = mark();
   let newer = older;
