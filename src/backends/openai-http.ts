@@ -247,7 +247,8 @@ function classifyResponse(
     kind: "response",
     status,
     // Output files are JSONL: a pretty-printed body must be re-serialized onto one line.
-    bodyText: verbatim && !/[\r\n]/.test(text) ? text : JSON.stringify(parsed),
+    // (Valid JSON holds a raw line break only between tokens; two scans cost less than a regex.)
+    bodyText: verbatim && !text.includes("\n") && !text.includes("\r") ? text : JSON.stringify(parsed),
     requestId: header("x-request-id") ?? null,
     usage: status < 300 ? usageFromBody(parsed) : null,
     retryAfterMs: parseRetryAfter(header("retry-after-ms"), header("retry-after")),
