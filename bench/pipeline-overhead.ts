@@ -34,7 +34,7 @@ import { type EmbeddedRunResult, runEmbedded } from "./lib/sluice-embedded.js";
 
 const preset = pickSize({
   quick: { requests: 5_000, rounds: 3, concurrencies: [16, 64, 256] },
-  full: { requests: 50_000, rounds: 3, concurrencies: [8, 16, 32, 64, 128, 256, 512] },
+  full: { requests: 50_000, rounds: 5, concurrencies: [8, 16, 32, 64, 128, 256, 512] },
 });
 const sluiceOnly = process.argv.includes("--sluice-only");
 const PINNED_FALLBACK = 64;
