@@ -250,12 +250,8 @@ export class Dispatcher {
    * once, so that rows whose retry came due behind it are found.
    */
   async #readClaimable(batchId: string, limit: number): Promise<ClaimedRequest[]> {
-    let lines = this.#held.get(batchId);
-    if (lines === undefined) {
-      lines = new Map();
-      this.#held.set(batchId, lines);
-    }
-    const held = lines;
+    const held = this.#held.get(batchId) ?? new Map<number, HeldRange>();
+    this.#held.set(batchId, held);
     let after = this.#readFrom.get(batchId) ?? -1;
     let wrapped = after === -1;
     for (;;) {

@@ -149,10 +149,11 @@ function checkpointSync(
 ): CheckpointResult {
   const tally = new Tally();
   const verdict = statement(SQLITE_ROW_VERDICT);
+  const retry = statement(SQLITE_RETRY);
+  const release = statement(SQLITE_RELEASE);
   for (const o of outcomes) {
-    if (o.kind === "retry")
-      tally.written += statement(SQLITE_RETRY).run(o.nextAttemptMs, o.batchId, o.line, owner).changes;
-    else if (o.kind === "release") tally.written += statement(SQLITE_RELEASE).run(o.batchId, o.line, owner).changes;
+    if (o.kind === "retry") tally.written += retry.run(o.nextAttemptMs, o.batchId, o.line, owner).changes;
+    else if (o.kind === "release") tally.written += release.run(o.batchId, o.line, owner).changes;
     else if (verdict.run(...values(o), nowMs, o.batchId, o.line, owner).changes > 0) tally.add(o);
   }
   const progress: BatchProgress[] = [];

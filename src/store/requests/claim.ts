@@ -1,9 +1,9 @@
 /**
- * Leased claim (PostgreSQL, many workers; SQLite claims in memory: claim-in-memory.ts): pending →
- * running under a lease. One UPDATE … WHERE (batch_id, line) IN (candidates)
- * RETURNING …; the candidate sub-select walks the partial index of pending rows in line order and
- * is locked with SKIP LOCKED on Postgres, so concurrent workers never take the same row. On SQLite
- * the same statement runs through the synchronous fast path (dialect.ts: `syncTransaction`).
+ * Leased claim (PostgreSQL, many workers; the dispatcher claims SQLite's rows in memory:
+ * claim-in-memory.ts, though this works there too): pending → running under a lease. One UPDATE …
+ * WHERE (batch_id, line) IN (candidates) RETURNING …; the candidate sub-select walks the partial
+ * index of pending rows in line order and is locked with SKIP LOCKED on Postgres, so concurrent
+ * workers never take the same row.
  */
 import { sql } from "kysely";
 import { type FieldCipher, rowCipher } from "../../crypto/row-cipher.js";
@@ -33,12 +33,7 @@ export async function claimRequests(store: Store, o: ClaimOptions): Promise<Clai
   if (o.limit <= 0) return [];
   const now = o.nowMs ?? Date.now();
   const cipher = await rowCipher(store, o.batchId);
-  const rows = store.caps.syncTransaction
-    ? await store.caps.syncTransaction(
-        (statement) =>
-          statement(SQLITE_CLAIM).all(o.batchId, now, o.limit, o.owner, now + o.leaseMs, o.batchId) as ClaimedRow[],
-      )
-    : await claimWithKysely(store, o, now);
+  const rows = await claimRows(store, o, now);
   // RETURNING order is unspecified: dispatch in input order.
   rows.sort((a, b) => a.line - b.line);
   return rows.map((r) => toClaimed(r, cipher));
@@ -61,15 +56,7 @@ export function toClaimed(r: ClaimedRow, cipher: FieldCipher): ClaimedRequest {
   };
 }
 
-/** SQLite's claim, the Kysely statement below written out (parameters: batch, now, limit, owner, expiry, batch). */
-const SQLITE_CLAIM = `WITH candidates AS MATERIALIZED (
-    SELECT line FROM requests
-    WHERE batch_id = ? AND status = 'pending' AND next_attempt_ms <= ? ORDER BY line LIMIT ?)
-  UPDATE requests SET status = 'running', lease_owner = ?, lease_expires_ms = ?, attempts = attempts + 1
-  WHERE batch_id = ? AND line IN (SELECT line FROM candidates) AND status = 'pending'
-  RETURNING tenant_id, batch_id, line, custom_id, model, body, attempts`;
-
-function claimWithKysely(store: Store, o: ClaimOptions, now: number): Promise<ClaimedRow[]> {
+function claimRows(store: Store, o: ClaimOptions, now: number): Promise<ClaimedRow[]> {
   // The candidates are a MATERIALIZED CTE, computed once. As `line IN (subquery)`, PostgreSQL may
   // plan a nested-loop semi join that re-runs the LIMIT … SKIP LOCKED subquery for every outer
   // row, each run returning the next unclaimed rows: one claim then took the whole batch.
