@@ -6,14 +6,17 @@
  *   GET    /v1/admin/tenants
  *   PUT    /v1/admin/tenants/{name}/limits {max_file_bytes?, max_batch_lines?, max_concurrent_batches?, max_enqueued_tokens?}
  *   GET    /v1/admin/audit?tenant=&limit=&after=
- * A non-admin key gets 403 on every one of them, whatever the ids: nothing about other tenants leaks.
+ * A non-admin key gets 403 on every one of them, whatever the ids: nothing about other tenants leaks
+ * (each route declares `access("admin")`; src/api/auth.ts checks it on the matched route).
+ * Each write and its audit entry commit in one transaction: a handler that fails leaves nothing behind.
  */
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { AppContext } from "../context.js";
-import { notFound, SluiceError } from "../errors.js";
+import { notFound } from "../errors.js";
 import { type ApiKeyView, getApiKey, listApiKeys, revokeApiKey } from "../store/api-keys.js";
 import { listAudit, recordAudit } from "../store/audit.js";
+import { inTransaction } from "../store/store.js";
 import {
   createApiKey,
   ensureTenant,
@@ -23,6 +26,7 @@ import {
   TENANT_NAME,
   type TenantRow,
 } from "../store/tenants.js";
+import { access } from "./auth.js";
 import { listObject } from "./serializers.js";
 import { parseBody, parseId, parseQuery } from "./validation.js";
 
@@ -46,15 +50,6 @@ const auditQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   after: z.string().max(128).optional(),
 });
-
-function requireAdmin(request: FastifyRequest): void {
-  if (!request.principal.admin) {
-    throw new SluiceError("permission_denied", "This endpoint requires an admin key.", {
-      status: 403,
-      type: "permission_error",
-    });
-  }
-}
 
 const keyObject = (k: ApiKeyView) => ({
   object: "api_key" as const,
@@ -81,26 +76,19 @@ export const tenantObject = (t: TenantRow) => ({
 });
 
 export function registerAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.addHook("onRequest", async (request) => {
-    if (request.url.startsWith("/v1/admin/") || request.url === "/v1/admin") requireAdmin(request);
-  });
-
-  app.post("/v1/admin/keys", async (request) => {
+  app.post("/v1/admin/keys", access("admin"), async (request) => {
     const body = parseBody(createKeyBody, request.body);
-    const tenant = await ensureTenant(ctx.store, body.tenant);
-    const { id, key } = await createApiKey(ctx.store, { tenantId: tenant.id, admin: body.admin });
-    await recordAudit(ctx.store, {
-      tenantId: tenant.id,
-      keyId: request.principal.keyId,
-      action: "key.create",
-      target: id,
+    return inTransaction(ctx.store, async (tx) => {
+      const tenant = await ensureTenant(tx, body.tenant);
+      const { id, key } = await createApiKey(tx, { tenantId: tenant.id, admin: body.admin });
+      await recordAudit(tx, { tenantId: tenant.id, keyId: request.principal.keyId, action: "key.create", target: id });
+      const view = await getApiKey(tx, id);
+      if (view === undefined) throw notFound("api key", id);
+      return { ...keyObject(view), key };
     });
-    const view = await getApiKey(ctx.store, id);
-    if (view === undefined) throw notFound("api key", id);
-    return { ...keyObject(view), key };
   });
 
-  app.get("/v1/admin/keys", async (request) => {
+  app.get("/v1/admin/keys", access("admin"), async (request) => {
     const q = parseQuery(listKeysQuery, request.query);
     let tenantId: string | undefined;
     if (q.tenant !== undefined) {
@@ -112,43 +100,47 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AppContext): void
     return listObject(rows.map(keyObject), false);
   });
 
-  app.delete("/v1/admin/keys/:id", async (request) => {
+  app.delete("/v1/admin/keys/:id", access("admin"), async (request) => {
     const id = parseId("api key", request.params);
-    const key = await getApiKey(ctx.store, id);
-    if (key === undefined || !(await revokeApiKey(ctx.store, id))) throw notFound("active api key", id);
-    await recordAudit(ctx.store, {
-      tenantId: key.tenant_id,
-      keyId: request.principal.keyId,
-      action: "key.revoke",
-      target: id,
+    return inTransaction(ctx.store, async (tx) => {
+      const key = await getApiKey(tx, id);
+      if (key === undefined || !(await revokeApiKey(tx, id))) throw notFound("active api key", id);
+      await recordAudit(tx, {
+        tenantId: key.tenant_id,
+        keyId: request.principal.keyId,
+        action: "key.revoke",
+        target: id,
+      });
+      return { object: "api_key", id, revoked: true };
     });
-    return { object: "api_key", id, revoked: true };
   });
 
-  app.get("/v1/admin/tenants", async () => {
+  app.get("/v1/admin/tenants", access("admin"), async () => {
     const rows = await listTenants(ctx.store);
     return listObject(rows.map(tenantObject), false);
   });
 
-  app.put("/v1/admin/tenants/:name/limits", async (request) => {
+  app.put("/v1/admin/tenants/:name/limits", access("admin"), async (request) => {
     const name = (request.params as { name?: string }).name ?? "";
     const parsedName = tenantName.safeParse(name);
     const tenant = parsedName.success ? await findTenantByName(ctx.store, parsedName.data) : undefined;
     if (tenant === undefined) throw notFound("tenant", name.slice(0, 64));
     const body = parseBody(limitsBody, request.body);
     const changes = Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));
-    await setTenantLimits(ctx.store, tenant.id, changes);
-    await recordAudit(ctx.store, {
-      tenantId: tenant.id,
-      keyId: request.principal.keyId,
-      action: "tenant.limits",
-      target: tenant.id,
+    return inTransaction(ctx.store, async (tx) => {
+      await setTenantLimits(tx, tenant.id, changes);
+      await recordAudit(tx, {
+        tenantId: tenant.id,
+        keyId: request.principal.keyId,
+        action: "tenant.limits",
+        target: tenant.id,
+      });
+      const updated = await findTenantByName(tx, tenant.name);
+      return tenantObject(updated ?? tenant);
     });
-    const updated = await findTenantByName(ctx.store, tenant.name);
-    return tenantObject(updated ?? tenant);
   });
 
-  app.get("/v1/admin/audit", async (request) => {
+  app.get("/v1/admin/audit", access("admin"), async (request) => {
     const q = parseQuery(auditQuery, request.query);
     let tenantId: string | undefined;
     if (q.tenant !== undefined) {

@@ -8,6 +8,7 @@ import type { AppContext } from "../context.js";
 import { notFound } from "../errors.js";
 import { recordAudit } from "../store/audit.js";
 import { getBatch, listBatches } from "../store/batches.js";
+import { access } from "./auth.js";
 import { batchObject, listObject } from "./serializers.js";
 import { parseBody, parseId, parseQuery } from "./validation.js";
 
@@ -31,7 +32,7 @@ const listQuery = z.object({
 });
 
 export function registerBatchRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.post("/v1/batches", async (request) => {
+  app.post("/v1/batches", access("tenant"), async (request) => {
     const body = parseBody(createBody, request.body);
     const { tenantId, keyId } = request.principal;
     const row = await createBatch(ctx, {
@@ -46,14 +47,14 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: AppContext): void
     return batchObject(row);
   });
 
-  app.get("/v1/batches/:id", async (request) => {
+  app.get("/v1/batches/:id", access("tenant"), async (request) => {
     const id = parseId("batch", request.params);
     const row = await getBatch(ctx.store, request.principal.tenantId, id);
     if (row === undefined) throw notFound("batch", id);
     return batchObject(row);
   });
 
-  app.post("/v1/batches/:id/cancel", async (request) => {
+  app.post("/v1/batches/:id/cancel", access("tenant"), async (request) => {
     const { tenantId, keyId } = request.principal;
     const id = parseId("batch", request.params);
     const row = await cancelBatch(ctx, tenantId, id);
@@ -61,7 +62,7 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: AppContext): void
     return batchObject(row);
   });
 
-  app.delete("/v1/batches/:id", async (request) => {
+  app.delete("/v1/batches/:id", access("tenant"), async (request) => {
     const { tenantId, keyId } = request.principal;
     const id = parseId("batch", request.params);
     await deleteBatch(ctx, tenantId, id);
@@ -69,7 +70,7 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: AppContext): void
     return { id, object: "batch", deleted: true };
   });
 
-  app.get("/v1/batches", async (request) => {
+  app.get("/v1/batches", access("tenant"), async (request) => {
     const q = parseQuery(listQuery, request.query);
     const rows = await listBatches(ctx.store, {
       tenantId: request.principal.tenantId,

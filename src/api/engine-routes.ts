@@ -3,7 +3,8 @@
  * - GET /v1/batches/{id}/output?type=output|error|all — the results finished so far, streamed in
  *   input order while the batch runs (OpenAI only delivers files at the end);
  * - GET /v1/batches/{id}/events — Server-Sent Events: a `batch` event carrying the Batch object
- *   whenever its status or counts change, ending after a terminal status.
+ *   whenever its status or counts change, ending after a terminal status, or within a few seconds
+ *   of the key that opened it being revoked.
  * Both read the store, so they work on any API replica, not only the process running the work.
  */
 import { Readable } from "node:stream";
@@ -13,15 +14,20 @@ import { isTerminal } from "../batch/lifecycle.js";
 import { finishedText } from "../batch/result-stream.js";
 import type { AppContext } from "../context.js";
 import { notFound } from "../errors.js";
+import { isKeyActive } from "../store/api-keys.js";
 import { recordAudit } from "../store/audit.js";
 import { getBatch } from "../store/batches.js";
+import { access } from "./auth.js";
 import { batchObject } from "./serializers.js";
 import { parseId, parseQuery } from "./validation.js";
+
+/** How often an open event stream re-checks that its key is still active. */
+const KEY_RECHECK_MS = 2000;
 
 const outputQuery = z.object({ type: z.enum(["output", "error", "all"]).default("output") });
 
 export function registerEngineRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.get("/v1/batches/:id/output", async (request, reply) => {
+  app.get("/v1/batches/:id/output", access("tenant"), async (request, reply) => {
     const { tenantId, keyId } = request.principal;
     const id = parseId("batch", request.params);
     const { type } = parseQuery(outputQuery, request.query);
@@ -35,8 +41,8 @@ export function registerEngineRoutes(app: FastifyInstance, ctx: AppContext): voi
       .send(Readable.from(finishedText(ctx.store, batch.id, type, abort.signal)));
   });
 
-  app.get("/v1/batches/:id/events", async (request, reply) => {
-    const { tenantId } = request.principal;
+  app.get("/v1/batches/:id/events", access("tenant"), async (request, reply) => {
+    const { tenantId, keyId } = request.principal;
     const id = parseId("batch", request.params);
     const first = await getBatch(ctx.store, tenantId, id);
     if (first === undefined) throw notFound("batch", id);
@@ -60,7 +66,12 @@ export function registerEngineRoutes(app: FastifyInstance, ctx: AppContext): voi
       wake?.();
     });
     let lastBeat = Date.now();
+    let keyCheckedAt = Date.now();
     while (!closed) {
+      if (keyId !== null && Date.now() - keyCheckedAt >= KEY_RECHECK_MS) {
+        keyCheckedAt = Date.now();
+        if (!(await isKeyActive(ctx.store, keyId))) break;
+      }
       const row = await getBatch(ctx.store, tenantId, first.id);
       if (row === undefined) break;
       const obj = batchObject(row);

@@ -13,6 +13,7 @@ import { recordAudit } from "../store/audit.js";
 import { deleteFileRow, getFile, insertFile, listFiles } from "../store/files.js";
 import { nowSeconds } from "../store/tenants.js";
 import { tenantLimits } from "../tenancy/tenant-limits.js";
+import { access } from "./auth.js";
 import { fileObject, listObject } from "./serializers.js";
 import { parseId, parseQuery } from "./validation.js";
 
@@ -28,7 +29,7 @@ const listQuery = z.object({
 export { fileBlobKey };
 
 export function registerFileRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.post("/v1/files", async (request, reply) => {
+  app.post("/v1/files", access("tenant"), async (request, reply) => {
     if (!request.isMultipart()) throw unsupportedMediaType("Uploads must be multipart/form-data with a 'file' part.");
     const { tenantId } = request.principal;
     const { maxFileBytes } = await tenantLimits(ctx.store, tenantId, ctx.limits);
@@ -90,21 +91,21 @@ export function registerFileRoutes(app: FastifyInstance, ctx: AppContext): void 
     }
   });
 
-  app.get("/v1/files", async (request) => {
+  app.get("/v1/files", access("tenant"), async (request) => {
     const q = parseQuery(listQuery, request.query);
     const rows = await listFiles(ctx.store, { tenantId: request.principal.tenantId, ...q, limit: q.limit + 1 });
     const hasMore = rows.length > q.limit;
     return listObject(rows.slice(0, q.limit).map(fileObject), hasMore);
   });
 
-  app.get("/v1/files/:id", async (request) => {
+  app.get("/v1/files/:id", access("tenant"), async (request) => {
     const id = parseId("file", request.params);
     const row = await getFile(ctx.store, request.principal.tenantId, id);
     if (row === undefined) throw notFound("file", id);
     return fileObject(row);
   });
 
-  app.delete("/v1/files/:id", async (request) => {
+  app.delete("/v1/files/:id", access("tenant"), async (request) => {
     const { tenantId, keyId } = request.principal;
     const id = parseId("file", request.params);
     const row = await getFile(ctx.store, tenantId, id);
@@ -118,7 +119,7 @@ export function registerFileRoutes(app: FastifyInstance, ctx: AppContext): void 
     return { id: row.id, object: "file", deleted: true };
   });
 
-  app.get("/v1/files/:id/content", async (request, reply) => {
+  app.get("/v1/files/:id/content", access("tenant"), async (request, reply) => {
     const { tenantId, keyId } = request.principal;
     const id = parseId("file", request.params);
     const row = await getFile(ctx.store, tenantId, id);

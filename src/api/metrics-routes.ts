@@ -2,13 +2,16 @@
  * `GET /metrics`: queue gauges in the Prometheus text format, read from the shared store, so any
  * API replica reports the whole deployment's queue. `sluice_backlog_requests` (pending + running) is
  * what the worker autoscaler follows (deploy/k8s/worker-hpa.yaml): a worker leases a window of rows
- * ahead of its calls, so pending alone can read 0 while most of a batch is still to run. Aggregates only (no tenant or batch ids), and
- * outside /v1, so it needs no key: keep it on an internal Service, not on the public ingress.
+ * ahead of its calls, so pending alone can read 0 while most of a batch is still to run.
+ * Aggregates only (no tenant or batch ids), yet it describes every tenant's load: it needs an admin
+ * key unless the operator opts out (`SLUICE_METRICS_AUTH=none`, for a scraper on an internal network).
  */
 import type { FastifyInstance } from "fastify";
 import { BATCH_STATUSES, type BatchStatus } from "../batch/lifecycle.js";
+import type { MetricsAuth } from "../config.js";
 import type { AppContext } from "../context.js";
 import type { Store } from "../store/store.js";
+import { access } from "./auth.js";
 
 export interface QueueMetrics {
   /** Rows waiting for a worker (including retries whose backoff has not elapsed). */
@@ -61,9 +64,10 @@ export function renderPrometheus(m: QueueMetrics): string {
   return `${lines.join("\n")}\n`;
 }
 
-export function registerMetricsRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.get("/metrics", async (_request, reply) => {
+/** The `/metrics` route, behind an admin key (`"admin"`) or open to any scraper (`"none"`). */
+export const metricsRoutes = (auth: MetricsAuth) => (app: FastifyInstance, ctx: AppContext) => {
+  app.get("/metrics", access(auth === "none" ? "public" : "admin"), async (_request, reply) => {
     const text = renderPrometheus(await collectQueueMetrics(ctx.store));
     return reply.header("content-type", "text/plain; version=0.0.4; charset=utf-8").send(text);
   });
-}
+};

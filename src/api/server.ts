@@ -5,18 +5,23 @@
  */
 import multipart from "@fastify/multipart";
 import Fastify, { type FastifyInstance } from "fastify";
+import type { MetricsAuth } from "../config.js";
 import type { AppContext } from "../context.js";
 import { newRequestId } from "../ids.js";
 import { registerAdminRoutes } from "./admin-routes.js";
-import { installAuth } from "./auth.js";
+import { access, installAuth } from "./auth.js";
 import { registerBatchRoutes } from "./batches-routes.js";
+import { registerEngineRoutes } from "./engine-routes.js";
 import { installErrorHandling, renderFrameworkError } from "./error-envelope.js";
 import { registerFileRoutes } from "./files-routes.js";
+import { metricsRoutes } from "./metrics-routes.js";
 import { installRateLimit } from "./rate-limit.js";
 
 export interface ApiOptions {
   envKey: string | undefined;
-  /** Extra route groups (e.g. the execution engine's partial-output and SSE routes). */
+  /** Who may read /metrics (default: admin keys only). */
+  metricsAuth?: MetricsAuth;
+  /** Extra route groups, registered after the API's own (each route declares its access). */
   extraRoutes?: ((app: FastifyInstance, ctx: AppContext) => void)[];
   https?: { cert: Buffer; key: Buffer } | undefined;
 }
@@ -44,10 +49,12 @@ export async function buildApi(ctx: AppContext, options: ApiOptions): Promise<Fa
   installAuth(app, { store: ctx.store, envKey: options.envKey });
   installRateLimit(app, { perSecond: ctx.limits.rateLimitPerSecond, burst: ctx.limits.rateLimitBurst });
 
-  app.get("/health", async () => ({ status: "ok" }));
+  app.get("/health", access("public"), async () => ({ status: "ok" }));
   registerFileRoutes(app, ctx);
   registerBatchRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
+  registerEngineRoutes(app, ctx);
+  metricsRoutes(options.metricsAuth ?? "admin")(app, ctx);
   for (const register of options.extraRoutes ?? []) register(app, ctx);
   return app;
 }

@@ -2,10 +2,8 @@
 
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { registerEngineRoutes } from "../api/engine-routes.js";
-import { registerMetricsRoutes } from "../api/metrics-routes.js";
 import { buildApi } from "../api/server.js";
-import { type CommonOptions, resolveCommon } from "../config.js";
+import { type CommonOptions, resolveCommon, resolveMetricsAuth } from "../config.js";
 import { SluiceError } from "../errors.js";
 import { openRuntime, type Runtime } from "../runtime.js";
 import { countActiveKeys, createApiKey, DEFAULT_TENANT } from "../store/tenants.js";
@@ -60,6 +58,7 @@ export function registerServeCommands(program: Command): void {
     .option("--tls-key <file>", "private key for --tls-cert (PEM)");
   addEngineOptions(addCommonOptions(serve)).action(async (flags: ServeFlags) => {
     const common = resolveCommon(flags);
+    const metricsAuth = resolveMetricsAuth(process.env);
     if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
       throw new SluiceError("invalid_tls", "--tls-cert and --tls-key go together.");
     }
@@ -78,7 +77,7 @@ export function registerServeCommands(program: Command): void {
         : undefined;
     const app = await buildApi(runtime.ctx, {
       envKey,
-      extraRoutes: [registerEngineRoutes, registerMetricsRoutes],
+      metricsAuth,
       https,
     });
     const address = await app.listen({ host: flags.host, port: Number(flags.port) });

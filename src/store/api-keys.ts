@@ -44,3 +44,14 @@ export async function revokeApiKey(store: Store, id: string): Promise<boolean> {
     .executeTakeFirst();
   return Number(res.numUpdatedRows) > 0;
 }
+
+/** Whether a key exists and is not revoked (long-lived streams re-check the key that opened them). */
+export async function isKeyActive(store: Store, id: string): Promise<boolean> {
+  const row = await store.db
+    .selectFrom("api_keys")
+    .select("id")
+    .where("id", "=", id)
+    .where("revoked_at", "is", null)
+    .executeTakeFirst();
+  return row !== undefined;
+}

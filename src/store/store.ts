@@ -19,6 +19,14 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/**
+ * Runs `work` in one transaction, over a view of the store whose queries all join it: everything
+ * it wrote commits together or not at all (a handler that throws leaves nothing behind).
+ */
+export async function inTransaction<T>(store: Store, work: (tx: Store) => Promise<T>): Promise<T> {
+  return store.db.transaction().execute((trx) => work({ ...store, db: trx }));
+}
+
 export type StoreLocation =
   | { kind: "sqlite"; path: string }
   /** `poolSize`: connections per process (default 10). */
@@ -43,7 +51,7 @@ export async function openStore(location: StoreLocation, options: StoreOptions =
   const store: Store = {
     db,
     caps,
-    dataKeys: createDataKeys(db, options.masterKeys),
+    dataKeys: createDataKeys(db, options.masterKeys, () => caps.afterShred()),
     async close() {
       if (closed) return;
       closed = true;

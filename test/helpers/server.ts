@@ -2,8 +2,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
 import OpenAI from "openai";
-import { registerEngineRoutes } from "../../src/api/engine-routes.js";
 import { buildApi } from "../../src/api/server.js";
 import { DEFAULT_LIMITS, type Limits } from "../../src/config.js";
 import type { MasterKeyring } from "../../src/crypto/master-keys.js";
@@ -16,6 +16,8 @@ export interface TestServer {
   apiKey: string;
   dataDir: string;
   runtime: Runtime;
+  /** The routes the API registered, with their declared access. */
+  routes: FastifyInstance["declaredRoutes"];
   client: OpenAI;
   close(): Promise<void>;
 }
@@ -45,7 +47,7 @@ export async function startSluice(
       logger: silentLogger,
     },
   );
-  const app = await buildApi(runtime.ctx, { envKey: apiKey, extraRoutes: [registerEngineRoutes] });
+  const app = await buildApi(runtime.ctx, { envKey: apiKey });
   const address = await app.listen({ host: "127.0.0.1", port: 0 });
   runtime.worker?.start();
   const baseURL = `${address}/v1`;
@@ -54,6 +56,7 @@ export async function startSluice(
     apiKey,
     dataDir,
     runtime,
+    routes: app.declaredRoutes,
     client: new OpenAI({ baseURL, apiKey, maxRetries: 0 }),
     async close() {
       const closing = app.close();

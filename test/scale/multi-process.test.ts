@@ -151,7 +151,8 @@ describe.skipIf(postgres === undefined)("scaled deployment: API process + worker
     expect(seen.size).toBe(n);
   };
 
-  const metrics = async () => (await fetch(new URL("/metrics", client.baseURL))).text();
+  const metrics = async () =>
+    (await fetch(new URL("/metrics", client.baseURL), { headers: { authorization: `Bearer ${API_KEY}` } })).text();
   const gauge = (text: string, series: string) =>
     Number(
       text
