@@ -3,6 +3,7 @@
  * plain typed options. (The routing file, `--config`, is parsed in src/backends/route-config.ts.)
  */
 import { join, resolve } from "node:path";
+import { parseInputPrefixes } from "./blob/input-url.js";
 import { type MasterKeyring, masterKeysFromEnv } from "./crypto/master-keys.js";
 import type { LogLevel } from "./logger.js";
 import type { StoreLocation } from "./store/store.js";
@@ -26,7 +27,10 @@ export interface Limits {
   rateLimitPerSecond: number;
   /** …holding at most this many requests. */
   rateLimitBurst: number;
-  /** `s3://bucket/prefix` locations a batch may name directly as its input (none by default). */
+  /**
+   * `s3://bucket/prefix` locations a batch may name directly as its input (none by default),
+   * compared segment by segment; a `{tenant}` segment stands for the tenant's name.
+   */
   inputUrlPrefixes: readonly string[];
 }
 
@@ -82,11 +86,18 @@ export function resolveLimits(env: NodeJS.ProcessEnv): Limits {
     maxEnqueuedTokens: envNumber(env, "SLUICE_MAX_ENQUEUED_TOKENS", DEFAULT_LIMITS.maxEnqueuedTokens),
     rateLimitPerSecond: envNumber(env, "SLUICE_RATE_LIMIT_RPS", DEFAULT_LIMITS.rateLimitPerSecond, true),
     rateLimitBurst: envNumber(env, "SLUICE_RATE_LIMIT_BURST", DEFAULT_LIMITS.rateLimitBurst),
-    inputUrlPrefixes: (env.SLUICE_S3_INPUT_PREFIXES ?? "")
-      .split(",")
-      .map((p) => p.trim())
-      .filter((p) => p.startsWith("s3://")),
+    inputUrlPrefixes: parseInputPrefixes(env.SLUICE_S3_INPUT_PREFIXES),
   };
+}
+
+/** Who may read `/metrics`: an admin key (default), or anyone who can reach the port. */
+export type MetricsAuth = "admin" | "none";
+
+export function resolveMetricsAuth(env: NodeJS.ProcessEnv): MetricsAuth {
+  const raw = env.SLUICE_METRICS_AUTH;
+  if (raw === undefined || raw === "" || raw === "admin") return "admin";
+  if (raw === "none") return "none";
+  throw new Error(`SLUICE_METRICS_AUTH must be 'admin' or 'none', got '${raw.slice(0, 32)}'`);
 }
 
 export function resolveStoreLocation(flag: string | undefined, env: NodeJS.ProcessEnv, dataDir: string): StoreLocation {

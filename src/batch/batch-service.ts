@@ -1,12 +1,13 @@
 /** Creating and cancelling batches: the checks that must pass before a batch exists. */
 
 import { isInputUrl } from "../blob/input-source.js";
+import { InputUrlError, inputUrlAllowed } from "../blob/input-url.js";
 import type { AppContext } from "../context.js";
 import { conflict, invalidRequest, notFound } from "../errors.js";
 import { newBatchId, newFileId } from "../ids.js";
 import { type BatchRow, getBatch, newBatchRow, transitionBatch } from "../store/batches.js";
 import { getFile, insertFile } from "../store/files.js";
-import { nowSeconds } from "../store/tenants.js";
+import { getTenant, nowSeconds } from "../store/tenants.js";
 import { checkInputFile, fileTokenEstimate, insertBatchWithinQuota } from "../tenancy/batch-quota.js";
 import { tenantLimits } from "../tenancy/tenant-limits.js";
 import { parseCompletionWindow } from "./endpoints.js";
@@ -65,7 +66,20 @@ export async function createBatch(ctx: AppContext, input: CreateBatchInput): Pro
  * a file row pointing at the object, which ingest streams straight from the bucket.
  */
 async function registerInputUrl(ctx: AppContext, tenantId: string, url: string) {
-  if (!ctx.limits.inputUrlPrefixes.some((p) => url.startsWith(p.endsWith("/") ? p : `${p}/`))) {
+  const tenantName = (await getTenant(ctx.store, tenantId))?.name ?? tenantId;
+  let allowed: boolean;
+  try {
+    allowed = inputUrlAllowed(url, ctx.limits.inputUrlPrefixes, tenantName);
+  } catch (err) {
+    if (!(err instanceof InputUrlError)) throw err;
+    // Why, not the URL itself: it is the caller's own text and may be long.
+    throw invalidRequest(
+      `'input_file_id' is not a valid s3://bucket/key URL (${err.message}).`,
+      "input_file_id",
+      "invalid_input_file",
+    );
+  }
+  if (!allowed) {
     throw invalidRequest(
       "This server does not accept input files by s3:// URL from that location (see SLUICE_S3_INPUT_PREFIXES).",
       "input_file_id",

@@ -18,7 +18,18 @@ export interface IngestLimits {
   maxLines: number;
   /** Errors kept in the batch's `errors` list; the total is always counted. */
   maxErrorsKept: number;
+  /** Serialized size of the kept errors, bytes (default MAX_ERRORS_BYTES). */
+  maxErrorsBytes?: number;
 }
+
+/**
+ * The kept errors' serialized size is capped too: `errors` is stored in the batch row and returned
+ * on every GET and list. Messages never quote input values (see line-validator.ts), so 1,000
+ * entries stay far below this; the cap holds whatever a future message carries.
+ */
+export const MAX_ERRORS_BYTES = 256 * 1024;
+/** Longest message kept in an error entry (characters). */
+export const MAX_ERROR_MESSAGE_CHARS = 300;
 
 export interface BatchError {
   code: string;
@@ -47,9 +58,19 @@ export async function ingestBatchInput(
 ): Promise<IngestResult> {
   const errors: BatchError[] = [];
   let errorCount = 0;
+  let errorBytes = 0;
+  let keeping = true;
   const addError = (e: BatchError) => {
     errorCount++;
-    if (errors.length < limits.maxErrorsKept) errors.push(e);
+    if (!keeping) return;
+    const message =
+      e.message.length > MAX_ERROR_MESSAGE_CHARS ? `${e.message.slice(0, MAX_ERROR_MESSAGE_CHARS)}…` : e.message;
+    const entry = { ...e, message };
+    errorBytes += Buffer.byteLength(JSON.stringify(entry)) + 1;
+    // Keeping stops at the first entry over either cap; later ones are only counted.
+    if (errors.length >= limits.maxErrorsKept || errorBytes > (limits.maxErrorsBytes ?? MAX_ERRORS_BYTES)) {
+      keeping = false;
+    } else errors.push(entry);
   };
 
   let chunk: RequestInsertRow[] = [];
@@ -66,7 +87,8 @@ export async function ingestBatchInput(
       total--;
       addError({
         code: "duplicate_custom_id",
-        message: `Duplicate custom_id '${d.customId}' (first seen on line ${d.firstLine}).`,
+        // Not the custom_id itself: errors are stored unencrypted (up to 512 characters each).
+        message: `Duplicate custom_id (first seen on line ${d.firstLine}).`,
         param: "custom_id",
         line: d.line,
       });

@@ -1,6 +1,10 @@
 /**
  * Validates one input line of an OpenAI batch file. Pure: uniqueness of custom_id is checked by
  * the ingest (against the store), not here.
+ *
+ * Messages never quote a line's values: they name the field, the expected value and at most a
+ * length. Errors are stored unencrypted and returned on every GET of the batch; quoting a 2 MiB
+ * `url` made each of them tens of MB (and leaked the value past encryption at rest).
  */
 import { isUtf8 } from "node:buffer";
 
@@ -29,9 +33,50 @@ const fail = (code: string, message: string, param: string | null = null): LineE
 });
 
 const MAX_CUSTOM_ID_CHARS = 512;
+/** Longer model names are refused: routing caches them, and no real model name comes close. */
+export const MAX_MODEL_CHARS = 256;
+/**
+ * Deepest nesting of objects and arrays in a line (the line's own object is level 1). Real
+ * requests, JSON schemas in tools included, stay far below; 100,000 levels made re-serializing the
+ * body throw a RangeError that restarted the validation job forever.
+ */
+export const MAX_NESTING_DEPTH = 128;
+
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+
+/**
+ * Whether the JSON text nests objects/arrays deeper than `max`, decided on the bytes before
+ * parsing, without recursion. A line with at most `max` opening brackets cannot be deeper, so the
+ * common case is two native `indexOf` scans; only bracket-heavy lines are walked byte by byte.
+ */
+export function nestsDeeperThan(bytes: Buffer, max: number): boolean {
+  let opens = 0;
+  for (const ch of [OPEN_BRACE, OPEN_BRACKET]) {
+    for (let i = bytes.indexOf(ch); i !== -1 && opens <= max; i = bytes.indexOf(ch, i + 1)) opens++;
+  }
+  if (opens <= max) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (inString) {
+      if (b === 0x5c)
+        i++; // backslash: skip the escaped byte (a quote or another backslash)
+      else if (b === 0x22) inString = false;
+    } else if (b === 0x22) inString = true;
+    else if (b === OPEN_BRACE || b === OPEN_BRACKET) {
+      if (++depth > max) return true;
+    } else if (b === 0x7d || b === 0x5d) depth--;
+  }
+  return false;
+}
 
 export function validateLine(bytes: Buffer, endpoint: string): LineResult {
   if (!isUtf8(bytes)) return fail("invalid_utf8", "Line is not valid UTF-8.");
+  if (nestsDeeperThan(bytes, MAX_NESTING_DEPTH)) {
+    return fail("nesting_too_deep", `Line nests objects or arrays deeper than ${MAX_NESTING_DEPTH} levels.`);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(bytes.toString("utf8"));
@@ -55,15 +100,11 @@ export function validateLine(bytes: Buffer, endpoint: string): LineResult {
     return fail("invalid_custom_id", `'custom_id' is longer than ${MAX_CUSTOM_ID_CHARS} characters.`, "custom_id");
   }
   if (line.method !== "POST") {
-    return fail("invalid_method", `'method' must be "POST", got ${JSON.stringify(line.method ?? null)}.`, "method");
+    return fail("invalid_method", `'method' must be "POST"${describe(line.method)}.`, "method");
   }
   if (typeof line.url !== "string") return fail("missing_url", "Missing required field 'url'.", "url");
   if (line.url !== endpoint) {
-    return fail(
-      "url_mismatch",
-      `'url' ${JSON.stringify(line.url)} does not match the batch endpoint "${endpoint}".`,
-      "url",
-    );
+    return fail("url_mismatch", `'url' must be the batch endpoint "${endpoint}"${describe(line.url)}.`, "url");
   }
   const body = line.body;
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
@@ -73,10 +114,20 @@ export function validateLine(bytes: Buffer, endpoint: string): LineResult {
   if (typeof model !== "string" || model.length === 0) {
     return fail("missing_model", "'body.model' must be a non-empty string.", "body.model");
   }
+  if (model.length > MAX_MODEL_CHARS) {
+    return fail("invalid_model", `'body.model' is longer than ${MAX_MODEL_CHARS} characters.`, "body.model");
+  }
   if ((body as Record<string, unknown>).stream === true) {
     return fail("stream_unsupported", "'body.stream' must not be true in a batch.", "body.stream");
   }
   return { ok: true, customId, model, body: JSON.stringify(body) };
+}
+
+/** What was found instead of an expected value, without quoting it: its type and length. */
+function describe(value: unknown): string {
+  if (value === undefined || value === null) return ", got nothing";
+  if (typeof value === "string") return `, got a string of ${value.length} characters`;
+  return `, got ${Array.isArray(value) ? "an array" : `a ${typeof value}`}`;
 }
 
 /** Whitespace-only lines are skipped (documented): editors often leave them at the end. */

@@ -10,6 +10,7 @@ import { DeleteObjectCommand, GetObjectCommand, S3Client, S3ServiceException } f
 import { Upload } from "@aws-sdk/lib-storage";
 import { SluiceError } from "../errors.js";
 import type { BlobStore, PutResult } from "./blob-store.js";
+import { parseS3Location } from "./input-url.js";
 
 /** Where the S3 API is and who we are; resolved from configuration at the edge. */
 export interface S3Connection {
@@ -153,15 +154,27 @@ export function parseS3Url(url: string): { bucket: string; key: string } {
 }
 
 /**
- * Streams an object named by an `s3://bucket/key` URL (batch inputs given by URL). The key is
- * used as given; the client lives until the stream closes.
+ * Streams an object named by an `s3://bucket/key` URL (batch inputs given by URL). The URL was
+ * checked against the allowed prefixes when the batch was created; it is parsed strictly again
+ * here (no dot or empty segments) so that no other path can hand S3 a traversing key. The client
+ * lives until the stream closes.
  */
 export async function openS3Url(
   url: string,
   connection: S3Connection,
   options: { signal?: AbortSignal } = {},
 ): Promise<Readable> {
-  const { bucket, key } = parseS3Url(url);
+  let bucket: string;
+  let key: string;
+  try {
+    const parsed = parseS3Location(url);
+    bucket = parsed.bucket;
+    key = parsed.segments.join("/");
+  } catch (err) {
+    throw new SluiceError("invalid_s3_url", `Not a valid s3://bucket/key URL (${(err as Error).message}).`, {
+      status: 400,
+    });
+  }
   const client = createS3Client(connection);
   try {
     const body = await getObject(client, bucket, key, options.signal);

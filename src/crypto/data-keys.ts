@@ -35,7 +35,15 @@ export const plaintextDataKeys: DataKeys = {
   destroy: async () => {},
 };
 
-export function createDataKeys(db: Kysely<Database>, ring: MasterKeyring | undefined): DataKeys {
+/**
+ * `afterShred` runs after keys were deleted (the store's `caps.afterShred`): deleting the row is
+ * not enough while the engine keeps older copies of it (SQLite's WAL, free pages).
+ */
+export function createDataKeys(
+  db: Kysely<Database>,
+  ring: MasterKeyring | undefined,
+  afterShred: () => Promise<void> = async () => {},
+): DataKeys {
   if (ring === undefined) return plaintextDataKeys;
   const keyring = ring;
   const cache = new Map<string, { key: Buffer; at: number }>();
@@ -76,6 +84,7 @@ export function createDataKeys(db: Kysely<Database>, ring: MasterKeyring | undef
     async destroy(...ownerIds) {
       for (const id of ownerIds) cache.delete(id);
       await deleteDataKeyRows(db, ownerIds);
+      await afterShred();
     },
   };
 }

@@ -7,7 +7,7 @@
  * - resume:    finalizing whose finalizer died → finished by another worker
  */
 import { ingestBatchInput } from "../batch/ingest.js";
-import type { BatchStatus } from "../batch/lifecycle.js";
+import { type BatchStatus, isTerminal } from "../batch/lifecycle.js";
 import { CANCELLED_ERROR, EXPIRED_ERROR } from "../batch/output-lines.js";
 import type { AppContext } from "../context.js";
 import { SluiceError } from "../errors.js";
@@ -126,6 +126,35 @@ export async function validateJob(ctx: JobContext, id: string): Promise<void> {
       emit(ctx, batch, "failed");
     }
   });
+}
+
+/**
+ * A batch whose jobs kept throwing (Worker's job retries ran out) → failed, from whatever
+ * non-terminal status it is in. The message names no cause: the error may carry paths, hosts or
+ * input; the server log has it.
+ */
+export async function failBatchAfterJobErrors(ctx: JobContext, id: string, attempts: number): Promise<void> {
+  const batch = await getRow(ctx, id);
+  if (batch === undefined || isTerminal(batch.status)) return;
+  const errors = {
+    object: "list",
+    data: [
+      {
+        code: "batch_job_failed",
+        message: `Processing this batch failed ${attempts} times in a row (while ${batch.status}); it was stopped. The server log has the cause.`,
+        param: null,
+        line: null,
+      },
+    ],
+    total_count: 1,
+  };
+  const moved = await transitionBatch(ctx.store, id, [batch.status as BatchStatus], "failed", {
+    failed_at: nowSeconds(),
+    errors: JSON.stringify(errors),
+    owner: null,
+    owner_expires_ms: null,
+  });
+  if (moved) emit(ctx, batch, "failed");
 }
 
 /** in_progress → finalizing (with the end status to reach), taking the batch lease in the same step. */

@@ -46,10 +46,29 @@ export function retryDelay(policy: RetryPolicy, result: BackendResult, attempt: 
   if (result.kind === "response" && result.retryAfterMs !== null) {
     return Math.min(Math.max(0, result.retryAfterMs), policy.maxRetryAfterMs);
   }
-  const exp = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+  return backoffDelay(attempt, policy.baseDelayMs, policy.maxDelayMs, random);
+}
+
+/** Capped exponential backoff after attempt number `attempt` (1-based), with equal jitter. */
+export function backoffDelay(attempt: number, baseDelayMs: number, maxDelayMs: number, random = Math.random): number {
+  const exp = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
   // "Equal jitter": half fixed, half random, so retries spread out but never come back instantly.
   return Math.round(exp / 2 + (random() * exp) / 2);
 }
+
+/**
+ * Batch jobs (validate, complete, expire, cancel, finalize) that throw something unexpected (a
+ * bug, the store or S3 unreachable) retry after a capped, jittered backoff; after `maxAttempts`
+ * failures in a row the batch fails with `batch_job_failed`. Defaults: 8 attempts over about
+ * 2–4 minutes (2 s, 4 s, … capped at 2 min). Counted per worker process.
+ */
+export interface JobRetryPolicy {
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_JOB_RETRY: JobRetryPolicy = { maxAttempts: 8, baseDelayMs: 2_000, maxDelayMs: 120_000 };
 
 /** Parses `retry-after-ms` (ms) and `retry-after` (seconds or an HTTP date) response headers. */
 export function parseRetryAfter(ms: string | undefined, after: string | undefined, now = Date.now()): number | null {

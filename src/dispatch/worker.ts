@@ -14,10 +14,24 @@ import { batchesInStatus } from "../store/batches.js";
 import type { BatchProgress } from "../store/requests/checkpoint.js";
 import { recoverClaimRanges } from "../store/requests/claim-in-memory.js";
 import { recoverExpiredLeases, renewLeases } from "../store/requests/leases.js";
-import { cancelJob, completeJob, expireJob, finalizeOwned, type JobContext, validateJob } from "./batch-jobs.js";
+import {
+  cancelJob,
+  completeJob,
+  expireJob,
+  failBatchAfterJobErrors,
+  finalizeOwned,
+  type JobContext,
+  validateJob,
+} from "./batch-jobs.js";
 import { Checkpointer, type CheckpointerOptions } from "./checkpointer.js";
 import { Dispatcher } from "./dispatcher.js";
-import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./retry-policy.js";
+import {
+  backoffDelay,
+  DEFAULT_JOB_RETRY,
+  DEFAULT_RETRY_POLICY,
+  type JobRetryPolicy,
+  type RetryPolicy,
+} from "./retry-policy.js";
 
 export interface WorkerOptions {
   id?: string;
@@ -25,6 +39,8 @@ export interface WorkerOptions {
   tickMs: number;
   shutdownDeadlineMs: number;
   retry: RetryPolicy;
+  /** Backoff and attempt cap of batch jobs that throw (src/dispatch/retry-policy.ts). */
+  jobRetry: JobRetryPolicy;
   maxClaim: number;
   maxWindow: number;
   checkpoint: Partial<CheckpointerOptions>;
@@ -40,6 +56,7 @@ export const DEFAULT_WORKER_OPTIONS: WorkerOptions = {
   tickMs: 250,
   shutdownDeadlineMs: 10_000,
   retry: DEFAULT_RETRY_POLICY,
+  jobRetry: DEFAULT_JOB_RETRY,
   maxClaim: 512,
   maxWindow: 4096,
   checkpoint: {},
@@ -47,6 +64,9 @@ export const DEFAULT_WORKER_OPTIONS: WorkerOptions = {
 };
 
 type State = "idle" | "running" | "stopping" | "stopped";
+
+/** batchesInStatus' default page: the tick sees at most this many unfinished batches. */
+const BATCH_LIST_LIMIT = 1000;
 
 export class Worker {
   readonly id: string;
@@ -61,6 +81,8 @@ export class Worker {
   #ticking: Promise<void> | undefined;
   /** Batch jobs running now, by batch id (one job per batch per worker). */
   readonly #jobsRunning = new Map<string, Promise<void>>();
+  /** Batches whose last job threw: failures in a row, and when the next try may start (ms). */
+  readonly #jobFailures = new Map<string, { attempts: number; notBefore: number }>();
   #lastRenew = 0;
   #recovered = false;
   readonly #jobsAbort = new AbortController();
@@ -138,25 +160,54 @@ export class Worker {
   }
 
   /**
-   * Runs a batch job unless one runs for that batch already. When it ends the worker ticks again
-   * at once (the batch moved on), unless the job said it had nothing to do (`false`): waking on
-   * those turned the 250 ms tick into a busy loop of housekeeping queries.
+   * Runs a batch job unless one runs for that batch already, or its last one threw and its backoff
+   * has not passed. When it ends the worker ticks again at once (the batch moved on), unless the
+   * job said it had nothing to do (`false`): waking on those turned the 250 ms tick into a busy
+   * loop of housekeeping queries. A job that throws does not wake it either: restarting at once
+   * made a batch whose job always threw (a RangeError, S3 unreachable) spin a core for as long
+   * as it existed.
    */
   #runJob(batchId: string, job: () => Promise<unknown>): void {
     if (this.#jobsRunning.has(batchId) || this.#state !== "running") return;
+    const failed = this.#jobFailures.get(batchId);
+    if (failed !== undefined && Date.now() < failed.notBefore) return;
     const p = job()
       .then(
-        (acted) => acted !== false,
-        (err: unknown) => {
-          this.#ctx.logger.error("batch job failed", { batchId, error: err as Error });
-          return true;
+        (acted) => {
+          this.#jobFailures.delete(batchId);
+          return acted !== false;
         },
+        (err: unknown) => this.#jobFailed(batchId, err),
       )
       .then((acted) => {
         this.#jobsRunning.delete(batchId);
         if (acted) this.nudge();
       });
     this.#jobsRunning.set(batchId, p);
+  }
+
+  /** Schedules the retry of a failed job, or fails the batch once its attempts are used up. */
+  async #jobFailed(batchId: string, err: unknown): Promise<boolean> {
+    const policy = this.#o.jobRetry;
+    const attempts = (this.#jobFailures.get(batchId)?.attempts ?? 0) + 1;
+    const now = Date.now();
+    if (attempts < policy.maxAttempts) {
+      const retryInMs = backoffDelay(attempts, policy.baseDelayMs, policy.maxDelayMs);
+      this.#jobFailures.set(batchId, { attempts, notBefore: now + retryInMs });
+      this.#ctx.logger.error("batch job failed", { batchId, attempt: attempts, retryInMs, error: err as Error });
+      return false;
+    }
+    this.#ctx.logger.error("batch job failed; failing the batch", { batchId, attempt: attempts, error: err as Error });
+    try {
+      await failBatchAfterJobErrors(this.#jobs, batchId, attempts);
+      this.#jobFailures.delete(batchId);
+      return true;
+    } catch (failErr) {
+      // Could not even fail it (the store is down): try again after the longest backoff.
+      this.#jobFailures.set(batchId, { attempts: attempts - 1, notBefore: now + policy.maxDelayMs });
+      this.#ctx.logger.error("failing a batch failed", { batchId, error: failErr as Error });
+      return false;
+    }
   }
 
   async #tick(): Promise<void> {
@@ -173,6 +224,12 @@ export class Worker {
       await renewLeases(store, this.id, this.#o.leaseMs, now);
     }
     const batches = await batchesInStatus(store, ["validating", "in_progress", "cancelling", "finalizing"]);
+    if (this.#jobFailures.size > 0 && batches.length < BATCH_LIST_LIMIT) {
+      // Forget batches that ended or were deleted meanwhile (another worker may have finished them);
+      // only from a complete list, or a failing batch past the first page would start over.
+      const live = new Set(batches.map((b) => b.id));
+      for (const id of this.#jobFailures.keys()) if (!live.has(id)) this.#jobFailures.delete(id);
+    }
     const nowS = Math.floor(now / 1000);
     const active: { id: string; endpoint: string }[] = [];
     const local = this.#dispatcher.batchesInFlight();

@@ -7,6 +7,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Pool } from "pg";
 import { from as copyFrom } from "pg-copy-streams";
+import { LeasedClaims } from "./claims/leased-claims.js";
 import type { DialectCapabilities, RequestInsertRow } from "./dialect.js";
 
 const STAGING = "sluice_requests_staging";
@@ -25,12 +26,29 @@ const MOVE = `INSERT INTO requests (${COLUMNS}, status)
 export function postgresCapabilities(pool: Pick<Pool, "connect">): DialectCapabilities {
   return {
     name: "postgres",
-    inMemoryClaims: false,
+    // Many workers share the store: each claim leases its rows.
+    createClaimSource: (store, options) => new LeasedClaims(store, options),
     // 8 bound parameters per row on the INSERT path; COPY has no limit but chunks bound memory.
     insertChunkRows: 5000,
     lockForClaim: (qb) => qb.forUpdate().skipLocked(),
     bulkInsertRequests: (rows) => copyRequests(pool, rows),
+    afterShred: () => vacuumDataKeys(pool),
   };
+}
+
+/**
+ * VACUUM (not in a transaction, so on a pool connection of its own) makes the deleted key rows'
+ * space reusable now instead of whenever autovacuum comes by; it cannot reach WAL segments,
+ * archives, replicas or backups (docs/security.md). `data_keys` holds one short row per file and
+ * batch, so this stays cheap.
+ */
+async function vacuumDataKeys(pool: Pick<Pool, "connect">): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query("VACUUM data_keys");
+  } finally {
+    client.release();
+  }
 }
 
 async function copyRequests(pool: Pick<Pool, "connect">, rows: readonly RequestInsertRow[]): Promise<number[]> {

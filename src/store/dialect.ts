@@ -4,15 +4,19 @@
  * capabilities live in ./dialect-postgres.ts so that SQLite-only deployments never load `pg`.
  */
 import type { SelectQueryBuilder } from "kysely";
+import type { ClaimSource, ClaimSourceOptions } from "./claims/claim-source.js";
+import { HeldClaims } from "./claims/held-claims.js";
 import type { Database } from "./schema.js";
+import type { Store } from "./store.js";
 
 export interface DialectCapabilities {
   readonly name: "sqlite" | "postgres";
   /**
-   * Whether one process owns the store (SQLite), so that the dispatcher keeps its claims in memory
-   * and rows stay pending until their verdict (claim.ts `readClaimable`). PostgreSQL leases rows.
+   * The claim source a worker uses on this store (claims/claim-source.ts): held claims where one
+   * process owns the store (SQLite), leased rows where many workers share it (PostgreSQL). The one
+   * place the claim mode is chosen.
    */
-  readonly inMemoryClaims: boolean;
+  createClaimSource(store: Store, options: ClaimSourceOptions): ClaimSource;
   /** Rows per ingest chunk (SQLite caps bound parameters per statement; Postgres at 65535). */
   readonly insertChunkRows: number;
   /** Make a claim's candidate sub-select safe under concurrent claimers (SKIP LOCKED on Postgres). */
@@ -30,6 +34,13 @@ export interface DialectCapabilities {
    * that an in-process driver does not need (~5 µs a row of the ~16 that claim + verdict took).
    */
   syncTransaction?: <T>(fn: (statement: (sql: string) => SyncStatement) => T) => Promise<T>;
+  /**
+   * Run after data keys were deleted (crypto-shredding), so that the deleted rows are gone from
+   * what the store keeps on disk as far as the engine allows. SQLite: deleted content is zeroed
+   * (`secure_delete`) and the WAL checkpointed and truncated. PostgreSQL: VACUUM of `data_keys`.
+   * See docs/security.md for what each one guarantees.
+   */
+  afterShred(): Promise<void>;
 }
 
 /** A prepared statement of the synchronous fast path, positional parameters only. */
@@ -51,10 +62,13 @@ export interface RequestInsertRow {
 
 export function sqliteCapabilities(
   syncTransaction: NonNullable<DialectCapabilities["syncTransaction"]>,
+  afterShred: DialectCapabilities["afterShred"],
 ): DialectCapabilities {
   return {
+    afterShred,
     name: "sqlite",
-    inMemoryClaims: true,
+    // One process owns the store: claims are held in memory, rows stay pending until their verdict.
+    createClaimSource: (store, options) => new HeldClaims(store, options),
     insertChunkRows: 500,
     // SQLite serializes writers, and the claim is one UPDATE … WHERE key IN (SELECT …): nothing to lock.
     lockForClaim: (qb) => qb,

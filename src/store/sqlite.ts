@@ -17,9 +17,28 @@ export function openSqlite(options: SqliteOptions): { db: Kysely<Schema>; caps: 
   sqlite.pragma("busy_timeout = 10000");
   sqlite.pragma("foreign_keys = ON");
   sqlite.pragma("cache_size = -16000");
+  // Deleted rows are overwritten with zeros instead of left in free space: a deleted data key
+  // (crypto-shredding) must not be recoverable from the database file. The cost is writing pages
+  // that a delete touches anyway.
+  sqlite.pragma("secure_delete = ON");
   const cached = withStatementCache(sqlite);
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: cached }) });
-  return { db, caps: sqliteCapabilities(syncTransaction(sqlite, db, cached.prepare)) };
+  return { db, caps: sqliteCapabilities(syncTransaction(sqlite, db, cached.prepare), checkpoint(sqlite, db)) };
+}
+
+/**
+ * After a shred: copies the WAL into the database file (where `secure_delete` zeroed the deleted
+ * rows) and truncates the WAL, which otherwise keeps older copies of the pages, the wrapped key
+ * among them, until SQLite reuses that part of it. Runs while Kysely's single connection is held,
+ * so no transaction of ours is open. Only another process reading the same file (a CLI command)
+ * can block it; the delete has happened by then and is not failed for it: the next shred's
+ * checkpoint copies and truncates everything, this one's pages included.
+ */
+function checkpoint(sqlite: Database.Database, db: Kysely<Schema>): () => Promise<void> {
+  return () =>
+    db.connection().execute(async () => {
+      sqlite.pragma("wal_checkpoint(TRUNCATE)");
+    });
 }
 
 /**
