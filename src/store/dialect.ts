@@ -4,19 +4,15 @@
  * capabilities live in ./dialect-postgres.ts so that SQLite-only deployments never load `pg`.
  */
 import type { SelectQueryBuilder } from "kysely";
-import type { ClaimSource, ClaimSourceOptions } from "./claims/claim-source.js";
-import { HeldClaims } from "./claims/held-claims.js";
 import type { Database } from "./schema.js";
-import type { Store } from "./store.js";
 
 export interface DialectCapabilities {
   readonly name: "sqlite" | "postgres";
   /**
-   * The claim source a worker uses on this store (claims/claim-source.ts): held claims where one
-   * process owns the store (SQLite), leased rows where many workers share it (PostgreSQL). The one
-   * place the claim mode is chosen.
+   * Whether one process owns the store (SQLite), so that the dispatcher keeps its claims in memory
+   * and rows stay pending until their verdict (claim.ts `readClaimable`). PostgreSQL leases rows.
    */
-  createClaimSource(store: Store, options: ClaimSourceOptions): ClaimSource;
+  readonly inMemoryClaims: boolean;
   /** Rows per ingest chunk (SQLite caps bound parameters per statement; Postgres at 65535). */
   readonly insertChunkRows: number;
   /** Make a claim's candidate sub-select safe under concurrent claimers (SKIP LOCKED on Postgres). */
@@ -67,8 +63,7 @@ export function sqliteCapabilities(
   return {
     afterShred,
     name: "sqlite",
-    // One process owns the store: claims are held in memory, rows stay pending until their verdict.
-    createClaimSource: (store, options) => new HeldClaims(store, options),
+    inMemoryClaims: true,
     insertChunkRows: 500,
     // SQLite serializes writers, and the claim is one UPDATE … WHERE key IN (SELECT …): nothing to lock.
     lockForClaim: (qb) => qb,
