@@ -32,6 +32,15 @@ export interface Limits {
    * compared segment by segment; a `{tenant}` segment stands for the tenant's name.
    */
   inputUrlPrefixes: readonly string[];
+  /** Form fields accepted next to an upload's file part (only 3 mean anything; the rest is noise). */
+  maxFormFields: number;
+  /**
+   * A request body must deliver `bodyMinBytesPerSecond` over every window of `bodyTimeoutMs`
+   * (at least one byte), or the request is answered 408 and its connection closed (0 = off).
+   * A rate, not a total: 1 byte every 10 s is cut, a multi-GB upload at any usable speed is not.
+   */
+  bodyTimeoutMs: number;
+  bodyMinBytesPerSecond: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -45,6 +54,9 @@ export const DEFAULT_LIMITS: Limits = {
   rateLimitPerSecond: 100,
   rateLimitBurst: 200,
   inputUrlPrefixes: [],
+  maxFormFields: 16,
+  bodyTimeoutMs: 30_000,
+  bodyMinBytesPerSecond: 1024,
 };
 
 export interface CommonOptions {
@@ -87,6 +99,14 @@ export function resolveLimits(env: NodeJS.ProcessEnv): Limits {
     rateLimitPerSecond: envNumber(env, "SLUICE_RATE_LIMIT_RPS", DEFAULT_LIMITS.rateLimitPerSecond, true),
     rateLimitBurst: envNumber(env, "SLUICE_RATE_LIMIT_BURST", DEFAULT_LIMITS.rateLimitBurst),
     inputUrlPrefixes: parseInputPrefixes(env.SLUICE_S3_INPUT_PREFIXES),
+    maxFormFields: DEFAULT_LIMITS.maxFormFields,
+    bodyTimeoutMs: envNumber(env, "SLUICE_BODY_TIMEOUT_MS", DEFAULT_LIMITS.bodyTimeoutMs, true),
+    bodyMinBytesPerSecond: envNumber(
+      env,
+      "SLUICE_BODY_MIN_BYTES_PER_SECOND",
+      DEFAULT_LIMITS.bodyMinBytesPerSecond,
+      true,
+    ),
   };
 }
 

@@ -1,19 +1,18 @@
 /** OpenAI Files API: upload (streamed to the blob store), list, retrieve, delete, content. */
 
-import { pipeline } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { LineStatsCounter } from "../batch/line-stats.js";
 import { fileBlobKey } from "../blob/blob-keys.js";
 import { isInputUrl, openInput } from "../blob/input-source.js";
 import type { AppContext } from "../context.js";
-import { invalidRequest, notFound, SluiceError, tooLarge, unsupportedMediaType } from "../errors.js";
+import { invalidRequest, notFound, unsupportedMediaType } from "../errors.js";
 import { newFileId } from "../ids.js";
 import { recordAudit } from "../store/audit.js";
 import { deleteFileRow, getFile, insertFile, listFiles } from "../store/files.js";
 import { nowSeconds } from "../store/tenants.js";
 import { tenantLimits } from "../tenancy/tenant-limits.js";
 import { access } from "./auth.js";
+import { receiveUpload } from "./multipart-upload.js";
 import { fileObject, listObject } from "./serializers.js";
 import { parseId, parseQuery } from "./validation.js";
 
@@ -35,28 +34,8 @@ export function registerFileRoutes(app: FastifyInstance, ctx: AppContext): void 
     const { maxFileBytes } = await tenantLimits(ctx.store, tenantId, ctx.limits);
     const id = newFileId();
     const blobKey = fileBlobKey(tenantId, id);
-    const fields: Record<string, string> = {};
-    let upload: { filename: string; bytes: number; lines: number; tokens: number } | undefined;
     try {
-      const parts = request.parts({
-        limits: { fileSize: maxFileBytes, files: 1, fields: 16, fieldSize: 4096, parts: 20 },
-      });
-      for await (const part of parts) {
-        if (part.type === "file") {
-          if (part.fieldname !== "file") {
-            part.file.resume();
-            throw invalidRequest(`Unexpected file part '${part.fieldname}'; send the file as 'file'.`, part.fieldname);
-          }
-          // Lines and tokens are counted on the way to the blob store, for the limits at batch creation.
-          const counter = new LineStatsCounter();
-          pipeline(part.file, counter, () => {});
-          const { bytes } = await ctx.blobs.put(blobKey, counter);
-          if (part.file.truncated) throw tooLarge(`File exceeds the ${maxFileBytes}-byte limit.`, "file");
-          upload = { filename: safeFilename(part.filename), bytes, ...counter.stats };
-        } else {
-          fields[part.fieldname] = String(part.value);
-        }
-      }
+      const { upload, fields } = await receiveUpload(request, ctx, { blobKey, maxFileBytes });
       if (upload === undefined) throw invalidRequest("Missing required part 'file'.", "file");
       const purpose = fields.purpose;
       if (purpose === undefined) throw invalidRequest("Missing required field 'purpose'.", "purpose");
@@ -69,7 +48,7 @@ export function registerFileRoutes(app: FastifyInstance, ctx: AppContext): void 
         id,
         tenant_id: tenantId,
         purpose,
-        filename: upload.filename,
+        filename: safeFilename(upload.filename),
         bytes: upload.bytes,
         created_at: created,
         expires_at: expiresAt,
@@ -83,11 +62,8 @@ export function registerFileRoutes(app: FastifyInstance, ctx: AppContext): void 
     } catch (err) {
       await ctx.blobs.delete(blobKey).catch(() => {});
       await ctx.store.dataKeys.destroy(id).catch(() => {});
-      const code = (err as { code?: string }).code;
-      if (code === "FST_REQ_FILE_TOO_LARGE") throw tooLarge(`File exceeds the ${maxFileBytes}-byte limit.`, "file");
-      if (err instanceof SluiceError) throw err;
-      if (typeof code === "string" && code.startsWith("FST_")) throw err;
-      throw invalidRequest(`Malformed multipart body: ${(err as Error).message}`);
+      // Client errors arrive as SluiceErrors; anything else (blob store, database) is a logged 500.
+      throw err;
     }
   });
 

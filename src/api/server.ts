@@ -11,6 +11,7 @@ import { newRequestId } from "../ids.js";
 import { registerAdminRoutes } from "./admin-routes.js";
 import { access, installAuth } from "./auth.js";
 import { registerBatchRoutes } from "./batches-routes.js";
+import { installBodyTimeout } from "./body-timeout.js";
 import { registerEngineRoutes } from "./engine-routes.js";
 import { installErrorHandling, renderFrameworkError } from "./error-envelope.js";
 import { registerFileRoutes } from "./files-routes.js";
@@ -43,6 +44,7 @@ export async function buildApi(ctx: AppContext, options: ApiOptions): Promise<Fa
     void reply.header("x-content-type-options", "nosniff");
   });
   installErrorHandling(app, ctx.logger);
+  installBodyTimeout(app, ctx);
   // JSON routes take JSON only: a text/plain body is a 415, not a string handed to the schema.
   app.removeContentTypeParser("text/plain");
   await app.register(multipart, { limits: { fileSize: ctx.limits.maxFileBytes, files: 1 } });

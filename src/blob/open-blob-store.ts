@@ -23,7 +23,8 @@ export async function openBlobStore(
     const [bucket = "", ...prefix] = spec.slice("s3://".length).split("/");
     return new S3BlobStore({ ...s3ConnectionFromEnv(env), bucket, prefix: prefix.filter((p) => p !== "").join("/") });
   }
-  return new LocalBlobStore(spec === undefined || spec === "" ? join(dataDir, "blobs") : spec);
+  // Opening sweeps the temporary files of writes a crash interrupted.
+  return LocalBlobStore.open(spec === undefined || spec === "" ? join(dataDir, "blobs") : spec);
 }
 
 export function s3ConnectionFromEnv(env: BlobEnv = process.env): S3Connection {
