@@ -4,9 +4,10 @@
  * a time; `flush()` drains everything (used on shutdown).
  *
  * A group whose transaction fails (deadlock, lost connection) is put back and retried with
- * backoff: nothing of it was written, and rewriting is safe because every write is fenced by the
- * lease. Dropping it would strand its rows, since this worker keeps renewing their leases.
+ * backoff: nothing of it was written, and rewriting is safe because every write is fenced (the
+ * claim source's fence). Dropping it would strand its rows, since this worker keeps holding them.
  */
+import type { Fence } from "../store/claims/claim-source.js";
 import { type BatchProgress, checkpoint, type Outcome } from "../store/requests/checkpoint.js";
 import type { Store } from "../store/store.js";
 
@@ -24,7 +25,7 @@ const FLUSH_MAX_FAILURES = 3;
 
 export class Checkpointer {
   readonly #store: Store;
-  readonly #owner: string;
+  readonly #fence: Fence;
   readonly #o: CheckpointerOptions;
   #queue: Outcome[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -36,9 +37,9 @@ export class Checkpointer {
   onCommitted: ((progress: BatchProgress[], written: number, group: readonly Outcome[]) => void) | undefined;
   onError: ((err: unknown) => void) | undefined;
 
-  constructor(store: Store, owner: string, options: Partial<CheckpointerOptions> = {}) {
+  constructor(store: Store, fence: Fence, options: Partial<CheckpointerOptions> = {}) {
     this.#store = store;
-    this.#owner = owner;
+    this.#fence = fence;
     this.#o = { ...DEFAULT_CHECKPOINTER, ...options };
   }
 
@@ -71,7 +72,7 @@ export class Checkpointer {
     while (this.#queue.length > 0) {
       const group = this.#queue.splice(0, this.#o.maxRows);
       try {
-        const { written, progress } = await checkpoint(this.#store, this.#owner, group);
+        const { written, progress } = await checkpoint(this.#store, this.#fence, group);
         this.#failures = 0;
         this.onCommitted?.(progress, written, group);
       } catch (err) {

@@ -2,39 +2,29 @@
  * The dispatcher: claim → route → call → checkpoint, with a bounded in-flight window.
  *
  * It keeps a small local buffer of claimed rows (never more than about twice what the backends
- * currently accept), claims round-robin across active batches (no batch starves behind a large
- * one), hands each row to the least-loaded replica of its model's pool when that replica's flow
- * controller has room, and queues every outcome on the group-commit checkpointer. Calls share one
- * AbortController per batch (a controller per call cost as much as a fast call): a cancel or an
- * expiry aborts the batch's, shutdown aborts them all.
+ * currently accept), asks the scheduler (./scheduler.ts) for more when there is room — the
+ * scheduler alone decides which batches and rows come next — hands each row to the least-loaded
+ * replica of its model's pool when that replica's flow controller has room, and queues every
+ * outcome on the group-commit checkpointer. Calls share one AbortController per batch (a
+ * controller per call cost as much as a fast call): a cancel or an expiry aborts the batch's,
+ * shutdown aborts them all.
  *
- * Claims are leased rows (PostgreSQL) or, where one process owns the store (SQLite), held in
- * memory (store/requests/claim-in-memory.ts): a cursor per batch reads the next due pending rows,
- * and the lines this dispatcher holds (buffered, in flight, or waiting for their checkpoint) are
- * skipped until their outcome is committed (`committed`), which also closes the claim's journal
- * entry once all its rows are done. The cursor wraps at the end of the batch, so retries that
- * came due and rows handed back are read again.
+ * Of the claim source (store/claims/claim-source.ts) it sees only what the scheduler claims,
+ * `committed` (outcomes written: stop holding those rows) and `release` (rows handed back on
+ * shutdown); whether claims are leased or held is the source's business.
  */
 import { setMaxListeners } from "node:events";
 import type { Backend, BackendResult } from "../backends/backend.js";
 import type { BackendPool, Router } from "../backends/router.js";
+import type { FlowController } from "../flow/flow-control.js";
 import type { Logger } from "../logger.js";
+import type { ClaimedRequest, ClaimSource, RowKey } from "../store/claims/claim-source.js";
 import type { Outcome } from "../store/requests/checkpoint.js";
-import { type ClaimedRequest, claimRequests } from "../store/requests/claim.js";
-import { closeClaimRanges, readClaimable } from "../store/requests/claim-in-memory.js";
-import type { Store } from "../store/store.js";
 import type { Checkpointer } from "./checkpointer.js";
-import type { FlowController } from "./flow-control.js";
 import { decide, type RetryPolicy } from "./retry-policy.js";
-
-export interface ActiveBatch {
-  id: string;
-  endpoint: string;
-}
+import type { SchedulableBatch, Scheduler } from "./scheduler.js";
 
 export interface DispatcherOptions {
-  owner: string;
-  leaseMs: number;
   retry: RetryPolicy;
   /** Most rows claimed per claim query. */
   maxClaim: number;
@@ -53,26 +43,27 @@ const MIN_CLAIM = 128;
 /** A claimed row on its way to a backend. */
 type Work = ClaimedRequest & { endpoint: string };
 
-/** An in-memory claim's journal entry and how many of its rows still await a committed outcome. */
-interface HeldRange {
-  id: string;
-  outstanding: number;
-}
-
 interface InFlight {
   batchId: string;
   /** Why we aborted it ourselves: decides what is written for the row. */
   abortedFor?: "shutdown" | "batch";
 }
 
+export interface DispatcherParts {
+  router: Router;
+  scheduler: Scheduler;
+  claims: ClaimSource;
+  checkpointer: Checkpointer;
+  logger: Logger;
+}
+
 export class Dispatcher {
-  readonly #store: Store;
   readonly #router: Router;
+  readonly #scheduler: Scheduler;
+  readonly #claims: ClaimSource;
   readonly #checkpointer: Checkpointer;
   readonly #logger: Logger;
   readonly #o: DispatcherOptions;
-  #batches: ActiveBatch[] = [];
-  #cursor = 0;
   readonly #queues = new Map<BackendPool, Work[]>();
   readonly #resolving = new Set<Promise<void>>();
   #buffered = 0;
@@ -82,17 +73,15 @@ export class Dispatcher {
   #stopped = false;
   #idleWaiters: (() => void)[] = [];
   #nothingToClaimUntil = 0;
-  /** In-memory claims: the lines held per batch with their journal entry, and each batch's cursor. */
-  readonly #held = new Map<string, Map<number, HeldRange>>();
-  readonly #readFrom = new Map<string, number>();
-  /** Journal entries being closed (awaited on shutdown). */
-  #closing: Promise<void> = Promise.resolve();
+  /** Rows handed back on shutdown (never called, or aborted), released when the calls are done. */
+  readonly #released: RowKey[] = [];
 
-  constructor(store: Store, router: Router, checkpointer: Checkpointer, logger: Logger, options: DispatcherOptions) {
-    this.#store = store;
-    this.#router = router;
-    this.#checkpointer = checkpointer;
-    this.#logger = logger;
+  constructor(parts: DispatcherParts, options: DispatcherOptions) {
+    this.#router = parts.router;
+    this.#scheduler = parts.scheduler;
+    this.#claims = parts.claims;
+    this.#checkpointer = parts.checkpointer;
+    this.#logger = parts.logger;
     this.#o = options;
   }
 
@@ -101,22 +90,17 @@ export class Dispatcher {
   }
 
   /** Replaces the set of batches to claim from (in_progress batches, oldest first). */
-  setActiveBatches(batches: ActiveBatch[]): void {
-    this.#batches = batches;
+  setActiveBatches(batches: SchedulableBatch[]): void {
+    const before = this.#scheduler.batches;
+    this.#scheduler.setBatches(batches);
     this.#nothingToClaimUntil = 0;
+    const active = new Set(batches.map((b) => b.id));
+    const local = this.batchesInFlight();
+    // A batch that left the set with nothing of it here: the source forgets its claim state.
+    for (const b of before) if (!active.has(b.id) && !local.has(b.id)) this.#claims.forgetBatch(b.id);
     // A finished batch's controller goes once none of its calls is left (one per batch, not a leak).
     if (this.#aborts.size > batches.length) {
-      const keep = this.batchesInFlight();
-      for (const b of batches) keep.add(b.id);
-      for (const id of this.#aborts.keys()) if (!keep.has(id)) this.#aborts.delete(id);
-    }
-    if (this.#held.size > batches.length) {
-      const active = new Set(batches.map((b) => b.id));
-      for (const [id, lines] of this.#held) {
-        if (active.has(id) || lines.size > 0) continue;
-        this.#held.delete(id);
-        this.#readFrom.delete(id);
-      }
+      for (const id of this.#aborts.keys()) if (!active.has(id) && !local.has(id)) this.#aborts.delete(id);
     }
     this.pump();
   }
@@ -142,41 +126,14 @@ export class Dispatcher {
       this.#buffered -= queue.length - kept.length;
       this.#queues.set(pool, kept);
     }
-    this.#batches = this.#batches.filter((b) => b.id !== batchId);
+    this.#scheduler.drop(batchId);
     // Its rows are made terminal by the batch job: nothing of its claims is left to count.
-    const ranges = new Set<string>();
-    for (const r of this.#held.get(batchId)?.values() ?? []) ranges.add(r.id);
-    this.#held.delete(batchId);
-    this.#readFrom.delete(batchId);
-    this.#close([...ranges]);
+    this.#claims.forgetBatch(batchId);
   }
 
-  /** Outcomes the checkpointer committed: in-memory claims stop holding their rows. */
+  /** Outcomes the checkpointer committed: the claim source stops holding their rows. */
   committed(outcomes: readonly Outcome[]): void {
-    if (this.#held.size === 0) return;
-    const done: string[] = [];
-    for (const o of outcomes) {
-      const lines = this.#held.get(o.batchId);
-      const range = lines?.get(o.line);
-      if (range === undefined) continue;
-      lines?.delete(o.line);
-      if (--range.outstanding === 0) done.push(range.id);
-    }
-    this.#close(done);
-  }
-
-  #close(rangeIds: string[]): void {
-    if (rangeIds.length === 0) return;
-    this.#closing = this.#closing.then(() =>
-      closeClaimRanges(this.#store, rangeIds).catch((err: unknown) =>
-        this.#logger.error("closing claim journal entries failed", { error: err as Error }),
-      ),
-    );
-  }
-
-  /** Resolves when the journal entries closed so far are written (shutdown, after the last checkpoint). */
-  journalClosed(): Promise<void> {
-    return this.#closing;
+    this.#claims.committed(outcomes);
   }
 
   batchesInFlight(): Set<string> {
@@ -208,7 +165,7 @@ export class Dispatcher {
   }
 
   #maybeClaim(): void {
-    if (this.#claiming || this.#stopped || this.#batches.length === 0) return;
+    if (this.#claiming || this.#stopped || this.#scheduler.batches.length === 0) return;
     if (Date.now() < this.#nothingToClaimUntil) return;
     const room = this.#window() - this.#buffered - this.#inFlight.size;
     // Claim in sizeable chunks: a claim's fixed cost is worth ~50 rows' (SQLite: ~0.3 ms, then
@@ -224,56 +181,14 @@ export class Dispatcher {
   }
 
   async #claim(limit: number): Promise<void> {
-    const batches = this.#batches;
-    for (let tried = 0; tried < batches.length; tried++) {
-      const batch = batches[this.#cursor++ % batches.length] as ActiveBatch;
-      const rows = this.#store.caps.inMemoryClaims
-        ? await this.#readClaimable(batch.id, limit)
-        : await claimRequests(this.#store, {
-            batchId: batch.id,
-            owner: this.#o.owner,
-            leaseMs: this.#o.leaseMs,
-            limit,
-          });
-      if (rows.length === 0) continue;
-      for (const r of rows) this.#route({ ...r, endpoint: batch.endpoint });
+    const work = await this.#scheduler.next(limit);
+    if (work !== undefined) {
+      for (const r of work.rows) this.#route({ ...r, endpoint: work.batch.endpoint });
       return;
     }
     // Nothing claimable anywhere (all running, or retries not yet due): look again shortly.
     this.#nothingToClaimUntil = Date.now() + 200;
     setTimeout(() => this.pump(), 210).unref();
-  }
-
-  /**
-   * In-memory claims: the next due pending rows after the batch's cursor that are not held here.
-   * Held rows are read past (at most the window's worth); the end of the batch wraps the cursor
-   * once, so that rows whose retry came due behind it are found.
-   */
-  async #readClaimable(batchId: string, limit: number): Promise<ClaimedRequest[]> {
-    const held = this.#held.get(batchId) ?? new Map<number, HeldRange>();
-    this.#held.set(batchId, held);
-    let after = this.#readFrom.get(batchId) ?? -1;
-    let wrapped = after === -1;
-    for (;;) {
-      const read = await readClaimable(this.#store, {
-        batchId,
-        afterLine: after,
-        limit,
-        owner: this.#o.owner,
-        held,
-      });
-      after = read.next;
-      this.#readFrom.set(batchId, after);
-      if (read.rangeId !== undefined) {
-        const range: HeldRange = { id: read.rangeId, outstanding: read.rows.length };
-        for (const r of read.rows) held.set(r.line, range);
-        return read.rows;
-      }
-      if (after === -1) {
-        if (wrapped) return [];
-        wrapped = true;
-      }
-    }
   }
 
   #route(req: Work): void {
@@ -363,7 +278,7 @@ export class Dispatcher {
         if (this.#inFlight.get(key) === entry) this.#inFlight.delete(key);
         if (entry.abortedFor === "batch") return; // the batch job already made the row terminal
         if (entry.abortedFor === "shutdown") {
-          this.#checkpointer.add({ kind: "release", batchId: req.batchId, line: req.line });
+          this.#released.push({ batchId: req.batchId, line: req.line });
         } else {
           this.#finish(req, result);
         }
@@ -385,13 +300,14 @@ export class Dispatcher {
 
   /**
    * Stops claiming; lets in-flight calls finish until `deadlineMs`, then aborts the rest. Rows
-   * never called and rows aborted are handed back (pending, attempt not counted).
+   * never called and rows aborted are handed back to the claim source (pending, attempt not
+   * counted).
    */
   async stop(deadlineMs: number): Promise<void> {
     this.#stopped = true;
     await Promise.allSettled([...this.#resolving]);
     for (const queue of this.#queues.values()) {
-      for (const r of queue.splice(0)) this.#checkpointer.add({ kind: "release", batchId: r.batchId, line: r.line });
+      for (const r of queue.splice(0)) this.#released.push({ batchId: r.batchId, line: r.line });
     }
     this.#buffered = 0;
     if (this.#inFlight.size > 0) {
@@ -408,6 +324,8 @@ export class Dispatcher {
       // Aborted calls settle promptly and queue their release.
       while (this.#inFlight.size > 0) await new Promise((r) => setTimeout(r, 10));
     }
+    const released = this.#released.splice(0);
+    await this.#claims.release(released);
   }
 }
 

@@ -11,9 +11,8 @@ import type { Router } from "../backends/router.js";
 import type { AppContext } from "../context.js";
 import { newWorkerId } from "../ids.js";
 import { batchesInStatus } from "../store/batches.js";
+import type { ClaimSource } from "../store/claims/claim-source.js";
 import type { BatchProgress } from "../store/requests/checkpoint.js";
-import { recoverClaimRanges } from "../store/requests/claim-in-memory.js";
-import { recoverExpiredLeases, renewLeases } from "../store/requests/leases.js";
 import {
   cancelJob,
   completeJob,
@@ -32,6 +31,7 @@ import {
   type JobRetryPolicy,
   type RetryPolicy,
 } from "./retry-policy.js";
+import { RoundRobinPolicy, type SchedulableBatch, Scheduler } from "./scheduler.js";
 
 export interface WorkerOptions {
   id?: string;
@@ -73,6 +73,7 @@ export class Worker {
   readonly #ctx: AppContext;
   readonly #jobs: JobContext;
   readonly #o: WorkerOptions;
+  readonly #claims: ClaimSource;
   readonly #checkpointer: Checkpointer;
   readonly #dispatcher: Dispatcher;
   readonly #router: Router;
@@ -83,7 +84,6 @@ export class Worker {
   readonly #jobsRunning = new Map<string, Promise<void>>();
   /** Batches whose last job threw: failures in a row, and when the next try may start (ms). */
   readonly #jobFailures = new Map<string, { attempts: number; notBefore: number }>();
-  #lastRenew = 0;
   #recovered = false;
   readonly #jobsAbort = new AbortController();
 
@@ -99,14 +99,17 @@ export class Worker {
       signal: this.#jobsAbort.signal,
       outputFiles: this.#o.outputFiles,
     };
-    this.#checkpointer = new Checkpointer(ctx.store, this.id, this.#o.checkpoint);
-    this.#dispatcher = new Dispatcher(ctx.store, router, this.#checkpointer, ctx.logger, {
+    this.#claims = ctx.store.caps.createClaimSource(ctx.store, {
       owner: this.id,
       leaseMs: this.#o.leaseMs,
-      retry: this.#o.retry,
-      maxClaim: this.#o.maxClaim,
-      maxWindow: this.#o.maxWindow,
+      onError: (what, err) => ctx.logger.error(what, { error: err as Error }),
     });
+    this.#checkpointer = new Checkpointer(ctx.store, this.#claims.fence, this.#o.checkpoint);
+    const scheduler = new Scheduler(this.#claims, new RoundRobinPolicy());
+    this.#dispatcher = new Dispatcher(
+      { router, scheduler, claims: this.#claims, checkpointer: this.#checkpointer, logger: ctx.logger },
+      { retry: this.#o.retry, maxClaim: this.#o.maxClaim, maxWindow: this.#o.maxWindow },
+    );
     this.#checkpointer.onError = (err) => ctx.logger.error("checkpoint failed", { error: err as Error });
     this.#checkpointer.onCommitted = (progress, _written, group) => {
       this.#dispatcher.committed(group);
@@ -214,15 +217,11 @@ export class Worker {
     const now = Date.now();
     const { store } = this.#ctx;
     if (!this.#recovered) {
-      // In-memory claims a crashed process held: count their attempt before claiming anything.
-      if (store.caps.inMemoryClaims) await recoverClaimRanges(store, this.id);
+      // What a crashed process held: taken back (its attempt counted) before claiming anything.
+      await this.#claims.recover(now);
       this.#recovered = true;
     }
-    if (await recoverExpiredLeases(store, now)) this.#dispatcher.poke();
-    if (now - this.#lastRenew > this.#o.leaseMs / 4) {
-      this.#lastRenew = now;
-      await renewLeases(store, this.id, this.#o.leaseMs, now);
-    }
+    if ((await this.#claims.upkeep(now)) > 0) this.#dispatcher.poke();
     const batches = await batchesInStatus(store, ["validating", "in_progress", "cancelling", "finalizing"]);
     if (this.#jobFailures.size > 0 && batches.length < BATCH_LIST_LIMIT) {
       // Forget batches that ended or were deleted meanwhile (another worker may have finished them);
@@ -231,7 +230,7 @@ export class Worker {
       for (const id of this.#jobFailures.keys()) if (!live.has(id)) this.#jobFailures.delete(id);
     }
     const nowS = Math.floor(now / 1000);
-    const active: { id: string; endpoint: string }[] = [];
+    const active: SchedulableBatch[] = [];
     const local = this.#dispatcher.batchesInFlight();
     for (const b of batches) {
       const ownerFree = b.owner === null || (b.owner_expires_ms !== null && Number(b.owner_expires_ms) < now);
@@ -247,7 +246,14 @@ export class Worker {
           this.#dispatcher.abortBatch(b.id);
           this.#runJob(b.id, () => expireJob(this.#jobs, b.id));
         } else {
-          active.push({ id: b.id, endpoint: b.endpoint });
+          active.push({
+            id: b.id,
+            tenantId: b.tenant_id,
+            endpoint: b.endpoint,
+            deadlineMs: Number(b.expires_at) * 1000,
+            priority: 0,
+            createdAtMs: Number(b.created_at) * 1000,
+          });
           this.#runJob(b.id, () => completeJob(this.#jobs, b.id));
         }
       }
@@ -268,7 +274,7 @@ export class Worker {
       () => this.#dispatcher.stop(this.#o.shutdownDeadlineMs),
       async () => this.#jobsAbort.abort(),
       () => this.#checkpointer.flush(),
-      () => this.#dispatcher.journalClosed(),
+      () => this.#claims.drain(),
       () => Promise.allSettled([...this.#jobsRunning.values()]),
       () => this.#router.close(),
     ];

@@ -1,6 +1,6 @@
 /** Batch rows: creation, reads, listing and compare-and-set status transitions. Tenant-scoped. */
 import { sql, type Updateable } from "kysely";
-import type { BatchStatus } from "../batch/lifecycle.js";
+import type { BatchStatus } from "./batch-status.js";
 import type { BatchTable } from "./schema.js";
 import type { Store } from "./store.js";
 
@@ -107,10 +107,15 @@ export async function batchesInStatus(
   store: Store,
   statuses: readonly BatchStatus[],
   limit = 1000,
-): Promise<Pick<BatchRow, "id" | "tenant_id" | "status" | "endpoint" | "expires_at" | "owner" | "owner_expires_ms">[]> {
+): Promise<
+  Pick<
+    BatchRow,
+    "id" | "tenant_id" | "status" | "endpoint" | "created_at" | "expires_at" | "owner" | "owner_expires_ms"
+  >[]
+> {
   return store.db
     .selectFrom("batches")
-    .select(["id", "tenant_id", "status", "endpoint", "expires_at", "owner", "owner_expires_ms"])
+    .select(["id", "tenant_id", "status", "endpoint", "created_at", "expires_at", "owner", "owner_expires_ms"])
     .where("status", "in", statuses)
     .orderBy("created_at", "asc")
     .limit(limit)

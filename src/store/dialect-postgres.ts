@@ -7,6 +7,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Pool } from "pg";
 import { from as copyFrom } from "pg-copy-streams";
+import { LeasedClaims } from "./claims/leased-claims.js";
 import type { DialectCapabilities, RequestInsertRow } from "./dialect.js";
 
 const STAGING = "sluice_requests_staging";
@@ -25,7 +26,8 @@ const MOVE = `INSERT INTO requests (${COLUMNS}, status)
 export function postgresCapabilities(pool: Pick<Pool, "connect">): DialectCapabilities {
   return {
     name: "postgres",
-    inMemoryClaims: false,
+    // Many workers share the store: each claim leases its rows.
+    createClaimSource: (store, options) => new LeasedClaims(store, options),
     // 8 bound parameters per row on the INSERT path; COPY has no limit but chunks bound memory.
     insertChunkRows: 5000,
     lockForClaim: (qb) => qb.forUpdate().skipLocked(),

@@ -4,22 +4,26 @@
  * capabilities live in ./dialect-postgres.ts so that SQLite-only deployments never load `pg`.
  */
 import type { SelectQueryBuilder } from "kysely";
+import type { ClaimSource, ClaimSourceOptions } from "./claims/claim-source.js";
+import { HeldClaims } from "./claims/held-claims.js";
 import type { Database } from "./schema.js";
+import type { Store } from "./store.js";
 
 export interface DialectCapabilities {
   readonly name: "sqlite" | "postgres";
   /**
-   * Whether one process owns the store (SQLite), so that the dispatcher keeps its claims in memory
-   * and rows stay pending until their verdict (claim.ts `readClaimable`). PostgreSQL leases rows.
+   * The claim source a worker uses on this store (claims/claim-source.ts): held claims where one
+   * process owns the store (SQLite), leased rows where many workers share it (PostgreSQL). The one
+   * place the claim mode is chosen.
    */
-  readonly inMemoryClaims: boolean;
+  createClaimSource(store: Store, options: ClaimSourceOptions): ClaimSource;
   /** Rows per ingest chunk (SQLite caps bound parameters per statement; Postgres at 65535). */
   readonly insertChunkRows: number;
   /** Make a claim's candidate sub-select safe under concurrent claimers (SKIP LOCKED on Postgres). */
   lockForClaim<O>(qb: SelectQueryBuilder<Database, "requests", O>): SelectQueryBuilder<Database, "requests", O>;
   /**
    * Optional fast path for bulk ingest (COPY on Postgres): inserts the rows whose
-   * `(batch_id, custom_id)` is new, skips the others, and returns the lines it inserted. When
+   * `(batch_id, custom_id_hash)` is new, skips the others, and returns the lines it inserted. When
    * absent, ingest uses one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING line`.
    */
   bulkInsertRequests?: (rows: readonly RequestInsertRow[]) => Promise<number[]>;
@@ -50,6 +54,8 @@ export interface RequestInsertRow {
   batch_id: string;
   line: number;
   custom_id: string;
+  /** The uniqueness key of custom_id (FieldCipher `customIdHash`); absent: custom_id itself. */
+  custom_id_hash?: string;
   model: string;
   body: string;
   status: "pending";
@@ -63,7 +69,8 @@ export function sqliteCapabilities(
   return {
     afterShred,
     name: "sqlite",
-    inMemoryClaims: true,
+    // One process owns the store: claims are held in memory, rows stay pending until their verdict.
+    createClaimSource: (store, options) => new HeldClaims(store, options),
     insertChunkRows: 500,
     // SQLite serializes writers, and the claim is one UPDATE … WHERE key IN (SELECT …): nothing to lock.
     lockForClaim: (qb) => qb,

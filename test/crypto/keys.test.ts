@@ -4,8 +4,9 @@ import { describe, expect, it } from "vitest";
 import { createDataKeys, rewrapDataKeys } from "../../src/crypto/data-keys.js";
 import { MasterKeyring, masterKeysFromEnv, parseMasterKeys } from "../../src/crypto/master-keys.js";
 import { rowCipher } from "../../src/crypto/row-cipher.js";
+import { leaseFence } from "../../src/store/claims/claim-source.js";
+import { claimRequests } from "../../src/store/claims/leased-claim.js";
 import { checkpoint } from "../../src/store/requests/checkpoint.js";
-import { claimRequests } from "../../src/store/requests/claim.js";
 import { insertRequestChunk } from "../../src/store/requests/insert.js";
 import { readFinishedPage } from "../../src/store/requests/read.js";
 import { STORES, useFreshStore } from "../helpers/stores.js";
@@ -123,7 +124,7 @@ describe.each(STORES)("data keys on $name", (kind) => {
     expect(claimed.map((r) => r.body)).toEqual([1, 2, 3].map((l) => `{"prompt":"PROMPT-${l}"}`));
     await checkpoint(
       store,
-      "w1",
+      leaseFence("w1"),
       claimed.map((r) => ({
         kind: "succeeded" as const,
         batchId,

@@ -5,8 +5,9 @@
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import { insertBatch } from "../../src/store/batches.js";
+import { HELD_FENCE, leaseFence } from "../../src/store/claims/claim-source.js";
+import { claimRequests } from "../../src/store/claims/leased-claim.js";
 import { checkpoint, type Outcome } from "../../src/store/requests/checkpoint.js";
-import { claimRequests } from "../../src/store/requests/claim.js";
 import { seedPendingRequests, testBatch } from "../helpers/rows.js";
 import { STORES, useFreshStore } from "../helpers/stores.js";
 
@@ -50,7 +51,7 @@ describe.each(STORES)("checkpoint on $name", (kind) => {
     for (const size of [1, 9, 200, 300]) {
       const group = Array.from({ length: size }, (_, i) => verdict(next + i, (next + i) % 10 !== 0));
       next += size;
-      const r = await checkpoint(fresh.store, "w1", group);
+      const r = await checkpoint(fresh.store, leaseFence("w1"), group);
       completed += group.filter((o) => o.kind === "succeeded").length;
       failed += group.filter((o) => o.kind === "failed").length;
       expect(r.written).toBe(size);
@@ -93,7 +94,7 @@ describe.each(STORES)("checkpoint on $name", (kind) => {
     // w1 holds lines 1–5, w2 lines 6–10; w1 reports on 1–10 (as after losing 6–10 to w2).
     const r = await checkpoint(
       fresh.store,
-      "w1",
+      leaseFence("w1"),
       Array.from({ length: 10 }, (_, i) => verdict(i + 1, true)),
     );
     expect(r.written).toBe(5);
@@ -110,11 +111,13 @@ describe.each(STORES)("checkpoint on $name", (kind) => {
 
   it("returns no progress when nothing was written: a row takes one verdict", async () => {
     await claimRequests(fresh.store, { batchId, owner: "w1", leaseMs: 60_000, limit: 1 });
-    expect((await checkpoint(fresh.store, "w1", [verdict(1, true)])).written).toBe(1);
-    expect(await checkpoint(fresh.store, "w1", [verdict(1, false)])).toEqual({ written: 0, progress: [] });
-    // A pending row: PostgreSQL's claims are leases, so a verdict needs one; SQLite's are in memory.
-    const unclaimed = await checkpoint(fresh.store, "w1", [verdict(2, true)]);
-    expect(unclaimed.written).toBe(fresh.store.caps.inMemoryClaims ? 1 : 0);
+    expect((await checkpoint(fresh.store, leaseFence("w1"), [verdict(1, true)])).written).toBe(1);
+    expect(await checkpoint(fresh.store, leaseFence("w1"), [verdict(1, false)])).toEqual({ written: 0, progress: [] });
+    // A pending row: under a lease fence a verdict needs the lease; under the held fence, pending is the claim.
+    const unclaimed = await checkpoint(fresh.store, leaseFence("w1"), [verdict(2, true)]);
+    expect(unclaimed.written).toBe(0);
+    expect((await checkpoint(fresh.store, HELD_FENCE, [verdict(2, true)])).written).toBe(1);
+    expect((await checkpoint(fresh.store, HELD_FENCE, [verdict(2, true)])).written).toBe(0);
   });
 
   it("waits for a transaction another caller holds open instead of joining it: that one's rollback keeps the verdicts", async () => {
@@ -139,7 +142,7 @@ describe.each(STORES)("checkpoint on $name", (kind) => {
       })
       .catch((err: Error) => err.message);
     await inside;
-    const written = checkpoint(fresh.store, "w1", [verdict(1, true), verdict(2, false)]);
+    const written = checkpoint(fresh.store, leaseFence("w1"), [verdict(1, true), verdict(2, false)]);
     // Time for a checkpoint that did not wait to run inside the open transaction (correct code waits).
     await new Promise((r) => setTimeout(r, 50));
     release();

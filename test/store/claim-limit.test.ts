@@ -4,7 +4,7 @@
  * nested-loop semi join that re-ran the subquery per row, so one claim took the whole batch.
  */
 import { describe, expect, it } from "vitest";
-import { claimRequests } from "../../src/store/requests/claim.js";
+import { claimRequests } from "../../src/store/claims/leased-claim.js";
 import { seedPendingRequests } from "../helpers/rows.js";
 import { STORES, useFreshStore } from "../helpers/stores.js";
 

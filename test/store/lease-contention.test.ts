@@ -10,7 +10,8 @@ import { sql } from "kysely";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Checkpointer } from "../../src/dispatch/checkpointer.js";
-import { renewLeases } from "../../src/store/requests/leases.js";
+import { leaseFence } from "../../src/store/claims/claim-source.js";
+import { renewLeases } from "../../src/store/claims/leases.js";
 import { openStore, type Store } from "../../src/store/store.js";
 import { STORES, useFreshStore } from "../helpers/stores.js";
 
@@ -90,7 +91,7 @@ describe.skipIf(postgres === undefined)("lease contention on PostgreSQL", () => 
     await seed("batch_retry", 1);
     const errors: unknown[] = [];
     const committed: number[] = [];
-    const checkpointer = new Checkpointer(store, "w1", { maxDelayMs: 1 });
+    const checkpointer = new Checkpointer(store, leaseFence("w1"), { maxDelayMs: 1 });
     checkpointer.onError = (err) => errors.push(err);
     checkpointer.onCommitted = (_progress, written) => committed.push(written);
     await whileLocked("SELECT id FROM batches WHERE id = $1 FOR UPDATE", ["batch_retry"], async () => {

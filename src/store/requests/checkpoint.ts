@@ -1,14 +1,16 @@
 /**
  * Checkpoint: write many outcomes in one transaction (group commit). Each row update is fenced by
- * `lease_owner = me AND status = 'running'` (SQLite's in-memory claims: `status = 'pending'`), so
- * a worker that lost its lease can never overwrite the new owner's result and a row takes one
- * verdict; the batch's live counters and usage move in the same transaction, only by the rows
- * that were actually written. This is the exactly-once invariant for results.
+ * the claim source's fence (claims/claim-source.ts: `status = 'running' AND lease_owner = me` for
+ * leased rows, `status = 'pending'` with no owner for held ones), so a worker that lost its lease
+ * can never overwrite the new owner's result and a row takes one verdict; the batch's live
+ * counters and usage move in the same transaction, only by the rows that were actually written.
+ * This is the exactly-once invariant for results.
  * Verdicts are one statement per chunk of rows on PostgreSQL; SQLite runs the whole checkpoint
  * through its synchronous fast path (dialect.ts), a prepared one-row statement per outcome.
  */
 import { CompiledQuery, sql } from "kysely";
 import { type FieldCipher, rowCiphers } from "../../crypto/row-cipher.js";
+import type { Fence } from "../claims/claim-source.js";
 import type { SyncStatement } from "../dialect.js";
 import type { Store } from "../store.js";
 
@@ -25,8 +27,7 @@ export type Outcome =
       error: string | null;
       usage: { inputTokens: number; outputTokens: number; cachedTokens: number; reasoningTokens: number } | null;
     }
-  | { kind: "retry"; batchId: string; line: number; nextAttemptMs: number }
-  | { kind: "release"; batchId: string; line: number };
+  | { kind: "retry"; batchId: string; line: number; nextAttemptMs: number };
 
 /** 11 parameters a row: 256 rows stay far below SQLite's and PostgreSQL's parameter limits. */
 const VERDICTS_PER_STATEMENT = 256;
@@ -61,7 +62,7 @@ export interface CheckpointResult {
 
 export async function checkpoint(
   store: Store,
-  owner: string,
+  fence: Fence,
   outcomes: readonly Outcome[],
   nowMs = Date.now(),
 ): Promise<CheckpointResult> {
@@ -72,27 +73,28 @@ export async function checkpoint(
   );
   const values = (o: Verdict) => verdictValues(o, ciphers.get(o.batchId));
   if (store.caps.syncTransaction !== undefined) {
-    return store.caps.syncTransaction((statement) => checkpointSync(statement, owner, outcomes, values, nowMs));
+    return store.caps.syncTransaction((statement) => checkpointSync(statement, fence, outcomes, values, nowMs));
   }
+  // A retry ends an attempt: count it unless the claim already did.
+  const attemptEnded = fence.countsAttemptAtClaim ? 0 : 1;
   return store.db.transaction().execute(async (trx) => {
     const tally = new Tally();
     for (const o of outcomes) {
-      if (o.kind !== "retry" && o.kind !== "release") continue;
-      const fenced = trx
+      if (o.kind !== "retry") continue;
+      const res = await trx
         .updateTable("requests")
+        .set({
+          status: "pending",
+          lease_owner: null,
+          lease_expires_ms: null,
+          next_attempt_ms: o.nextAttemptMs,
+          attempts: sql`attempts + ${attemptEnded}`,
+        })
         .where("batch_id", "=", o.batchId)
         .where("line", "=", o.line)
-        .where("lease_owner", "=", owner)
-        .where("status", "=", "running");
-      const res =
-        o.kind === "retry"
-          ? await fenced
-              .set({ status: "pending", lease_owner: null, lease_expires_ms: null, next_attempt_ms: o.nextAttemptMs })
-              .executeTakeFirst()
-          : // Handed back without a verdict (shutdown): the attempt does not count.
-            await fenced
-              .set({ status: "pending", lease_owner: null, lease_expires_ms: null, attempts: sql`attempts - 1` })
-              .executeTakeFirst();
+        .where("status", "=", fence.status)
+        .where(sql<boolean>`lease_owner IS NOT DISTINCT FROM ${fence.owner}`)
+        .executeTakeFirst();
       tally.written += Number(res.numUpdatedRows);
     }
     const verdicts = outcomes.filter((o): o is Verdict => o.kind === "succeeded" || o.kind === "failed");
@@ -104,7 +106,7 @@ export async function checkpoint(
       // texts instead of one per group size, each prepared once.
       const rows = bucketSize(chunk.length);
       for (let k = chunk.length; k < rows; k++) params.push("", -1, "failed", ...PADDING_TAIL);
-      params.push(nowMs, owner);
+      params.push(nowMs, fence.status, fence.owner);
       const done = await trx.executeQuery<{ batch_id: string; line: number }>(
         CompiledQuery.raw(verdictStatement(store, rows), params),
       );
@@ -142,19 +144,18 @@ export async function checkpoint(
  */
 function checkpointSync(
   statement: (sql: string) => SyncStatement,
-  owner: string,
+  fence: Fence,
   outcomes: readonly Outcome[],
   values: (o: Verdict) => unknown[],
   nowMs: number,
 ): CheckpointResult {
   const tally = new Tally();
   const verdict = statement(SQLITE_ROW_VERDICT);
-  const retry = statement(SQLITE_RETRY);
-  const release = statement(SQLITE_RELEASE);
+  const retry = statement(fence.countsAttemptAtClaim ? SQLITE_RETRY : SQLITE_RETRY_COUNTING);
+  const { status, owner } = fence;
   for (const o of outcomes) {
-    if (o.kind === "retry") tally.written += retry.run(o.nextAttemptMs, o.batchId, o.line, owner).changes;
-    else if (o.kind === "release") tally.written += release.run(o.batchId, o.line, owner).changes;
-    else if (verdict.run(...values(o), nowMs, o.batchId, o.line, owner).changes > 0) tally.add(o);
+    if (o.kind === "retry") tally.written += retry.run(o.nextAttemptMs, o.batchId, o.line, status, owner).changes;
+    else if (verdict.run(...values(o), nowMs, o.batchId, o.line, status, owner).changes > 0) tally.add(o);
   }
   const progress: BatchProgress[] = [];
   for (const [batchId, d] of tally.batches()) {
@@ -250,7 +251,7 @@ const verdictSql = new WeakMap<Store["db"], Map<number, string>>();
 /**
  * PostgreSQL's verdicts: one statement for a whole chunk (UPDATE … FROM a VALUES list), one round
  * trip instead of one per row. Its text depends only on the row count, so it is compiled once per
- * count and then run with a flat parameter list (11 a row, then now and owner): building the query
+ * count and then run with a flat parameter list (11 a row, then now and the fence): building the query
  * per call cost ~15 µs a row. (Portable to SQLite ≥ 3.33 too, where the one-row statement is
  * cheaper; with SQLite's planner the join also leaned on the running-rows index.)
  */
@@ -275,9 +276,9 @@ function verdictStatement(store: Store, rows: number): string {
         finished_ms = CAST(${0} AS BIGINT)
       FROM v
       WHERE requests.batch_id = v.batch_id AND requests.line = v.line
-        AND requests.lease_owner = ${0} AND requests.status = 'running'
+        AND requests.status = CAST(${0} AS TEXT) AND requests.lease_owner IS NOT DISTINCT FROM CAST(${0} AS TEXT)
       RETURNING requests.batch_id, requests.line`.compile(store.db);
-    if (compiled.parameters.length !== rows * VERDICT_COLUMNS.length + 2) {
+    if (compiled.parameters.length !== rows * VERDICT_COLUMNS.length + 3) {
       throw new Error("checkpoint statement: unexpected parameter count");
     }
     text = compiled.sql;
@@ -301,23 +302,18 @@ const VERDICT_COLUMNS: readonly (readonly [string, string])[] = [
   ["reasoning_tokens", "BIGINT"],
 ];
 
-/**
- * SQLite's fence: the row is still pending (an in-memory claim, claim.ts) or running under this
- * owner's lease (a leased claim, e.g. by an earlier version; a recovered one is pending again).
- * Either way a row takes one verdict: a terminal row matches neither.
- */
-const SQLITE_FENCE =
-  "WHERE batch_id = ? AND line = ? AND (status = 'pending' OR (status = 'running' AND lease_owner = ?))";
-/** A retry ends an attempt: in-memory claims count it here, leased ones counted it when claimed. */
+/** SQLite's fence (the claim source's): status and owner (`IS`: equal, or both NULL for held claims). */
+const SQLITE_FENCE = "WHERE batch_id = ? AND line = ? AND status = ? AND lease_owner IS ?";
+/** A retry ends an attempt: a leased claim counted it when claiming… */
 const SQLITE_RETRY = `UPDATE requests SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL,
-  next_attempt_ms = ?, attempts = attempts + (status = 'pending') ${SQLITE_FENCE}`;
-/** Handed back without a verdict (shutdown): a leased claim's attempt does not count; in memory, nothing to do. */
-const SQLITE_RELEASE = `UPDATE requests SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL,
-  attempts = attempts - 1 WHERE batch_id = ? AND line = ? AND lease_owner = ? AND status = 'running'`;
+  next_attempt_ms = ? ${SQLITE_FENCE}`;
+/** …a held claim counts it here. */
+const SQLITE_RETRY_COUNTING = `UPDATE requests SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL,
+  next_attempt_ms = ?, attempts = attempts + 1 ${SQLITE_FENCE}`;
 const SQLITE_COUNTERS = `UPDATE batches SET completed = completed + ?, failed = failed + ?,
   input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, cached_tokens = cached_tokens + ?,
   reasoning_tokens = reasoning_tokens + ? WHERE id = ? RETURNING tenant_id, status, completed, failed, total`;
-/** One row's verdict: verdictValues, then now, the key and the owner. */
+/** One row's verdict: verdictValues, then now, the key and the fence. */
 const SQLITE_ROW_VERDICT = `UPDATE requests SET status = ?, lease_owner = NULL, lease_expires_ms = NULL,
   response_status = ?, request_id = ?, result = ?, error = ?, input_tokens = ?, output_tokens = ?,
   cached_tokens = ?, reasoning_tokens = ?, finished_ms = ? ${SQLITE_FENCE}`;

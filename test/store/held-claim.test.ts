@@ -5,8 +5,9 @@
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import { insertBatch } from "../../src/store/batches.js";
+import { HELD_FENCE } from "../../src/store/claims/claim-source.js";
+import { closeClaimRanges, readClaimable, recoverClaimRanges } from "../../src/store/claims/held-claim.js";
 import { checkpoint, type Outcome } from "../../src/store/requests/checkpoint.js";
-import { closeClaimRanges, readClaimable, recoverClaimRanges } from "../../src/store/requests/claim-in-memory.js";
 import { seedPendingRequests, testBatch } from "../helpers/rows.js";
 import { STORES, useFreshStore } from "../helpers/stores.js";
 
@@ -89,7 +90,7 @@ describe("in-memory claims on sqlite", () => {
       nowMs: now,
     });
     const retry: Outcome = { kind: "retry", batchId, line: 1, nextAttemptMs: now + 5_000 };
-    await checkpoint(fresh.store, "w1", [retry], now);
+    await checkpoint(fresh.store, HELD_FENCE, [retry], now);
     await closeClaimRanges(fresh.store, [read.rangeId as string]);
     expect((await statuses())[0]).toEqual([1, "pending", 1]); // the ended attempt counts
     const early = await readClaimable(fresh.store, {
@@ -130,7 +131,7 @@ describe("in-memory claims on sqlite", () => {
       error: null,
       usage: null,
     };
-    expect((await checkpoint(fresh.store, "w-dead", [verdict])).written).toBe(1);
+    expect((await checkpoint(fresh.store, HELD_FENCE, [verdict])).written).toBe(1);
     const mine = await readClaimable(fresh.store, {
       batchId,
       afterLine: dead.next,
@@ -154,9 +155,11 @@ describe("in-memory claims on sqlite", () => {
 
 describe.each(STORES.filter((k) => k.name !== "sqlite"))("claims on $name", (kind) => {
   const fresh = useFreshStore(kind);
-  it("are leases: an in-memory read is refused", async () => {
+  it("are leases: its claim source fences on the lease, and an in-memory read is refused", async () => {
+    const source = fresh.store.caps.createClaimSource(fresh.store, { owner: "w", leaseMs: 1000 });
+    expect(source.fence).toEqual({ status: "running", owner: "w", countsAttemptAtClaim: true });
     await expect(
       readClaimable(fresh.store, { batchId: "b", afterLine: -1, limit: 1, owner: "w", held: new Set() }),
-    ).rejects.toThrow(/leases/);
+    ).rejects.toThrow(/synchronous/);
   });
 });

@@ -1,7 +1,8 @@
 /**
- * In-memory claims, where one process owns the store (SQLite: dialect.ts `inMemoryClaims`). A
- * claim only reads the next due pending rows after a cursor; the dispatcher remembers the lines it
- * holds and skips them, and rows stay pending until their verdict (checkpoint.ts fences on that).
+ * Held claims' statements, where one process owns the store (SQLite; the source is
+ * held-claims.ts). A claim only reads the next due pending rows after a cursor; the source
+ * remembers the lines it holds and skips them, and rows stay pending until their verdict
+ * (checkpoint.ts fences on that).
  * A leased claim writes each row once more than this (status, lease, two partial indexes): in
  * memory, the pipeline's own work per request fell by ~30 % (2026-11-29, docs/performance.md §3).
  *
@@ -14,7 +15,8 @@
 import { rowCipher } from "../../crypto/row-cipher.js";
 import { newClaimRangeId } from "../../ids.js";
 import type { Store } from "../store.js";
-import { type ClaimedRequest, type ClaimedRow, toClaimed } from "./claim.js";
+import type { ClaimedRequest } from "./claim-source.js";
+import { type ClaimedRow, toClaimed } from "./leased-claim.js";
 
 export interface ReadClaimableOptions {
   batchId: string;
@@ -24,7 +26,9 @@ export interface ReadClaimableOptions {
   owner: string;
   /** Lines held already (read past, not taken). */
   held: { has(line: number): boolean };
-  nowMs?: number;
+  /** Only rows with this shared-prefix key. */
+  prefixKey?: string | undefined;
+  nowMs?: number | undefined;
 }
 
 export interface ClaimableRead {
@@ -38,11 +42,15 @@ export interface ClaimableRead {
 
 export async function readClaimable(store: Store, o: ReadClaimableOptions): Promise<ClaimableRead> {
   const sync = store.caps.syncTransaction;
-  if (sync === undefined || !store.caps.inMemoryClaims) throw new Error("readClaimable: this store leases claims");
+  if (sync === undefined) throw new Error("readClaimable: held claims need the store's synchronous fast path");
   const cipher = await rowCipher(store, o.batchId);
   const now = o.nowMs ?? Date.now();
   return sync((statement) => {
-    const rows = statement(READ).all(o.batchId, now, o.afterLine, o.limit) as ClaimedRow[];
+    const rows = (
+      o.prefixKey === undefined
+        ? statement(READ).all(o.batchId, now, o.afterLine, o.limit)
+        : statement(READ_PREFIX).all(o.batchId, now, o.prefixKey, o.afterLine, o.limit)
+    ) as ClaimedRow[];
     const last = rows[rows.length - 1];
     const next = rows.length < o.limit || last === undefined ? -1 : last.line;
     const taken = rows.filter((r) => !o.held.has(r.line));
@@ -90,8 +98,12 @@ export async function recoverClaimRanges(store: Store, owner: string): Promise<n
   return counted;
 }
 
-const READ = `SELECT tenant_id, batch_id, line, custom_id, model, body, attempts + 1 AS attempts
+const COLUMNS = "tenant_id, batch_id, line, custom_id, model, body, prefix_key, attempts + 1 AS attempts";
+const READ = `SELECT ${COLUMNS}
   FROM requests WHERE batch_id = ? AND status = 'pending' AND next_attempt_ms <= ? AND line > ?
   ORDER BY line LIMIT ?`;
+const READ_PREFIX = `SELECT ${COLUMNS}
+  FROM requests WHERE batch_id = ? AND status = 'pending' AND next_attempt_ms <= ? AND prefix_key = ?
+  AND line > ? ORDER BY line LIMIT ?`;
 
 const JOURNAL = "INSERT INTO claim_ranges (id, batch_id, owner, lines, created_ms) VALUES (?, ?, ?, ?, ?)";

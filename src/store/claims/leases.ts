@@ -45,3 +45,30 @@ export async function recoverExpiredLeases(store: Store, nowMs = Date.now()): Pr
     .executeTakeFirst();
   return Number(res.numUpdatedRows);
 }
+
+/**
+ * Hands leased rows back without a verdict (shutdown, never called): pending again, and the
+ * attempt the claim counted is taken back. Fenced on the lease, like a verdict.
+ */
+export async function releaseLeased(
+  store: Store,
+  owner: string,
+  rows: readonly { batchId: string; line: number }[],
+): Promise<number> {
+  if (rows.length === 0) return 0;
+  return store.db.transaction().execute(async (trx) => {
+    let released = 0;
+    for (const r of rows) {
+      const res = await trx
+        .updateTable("requests")
+        .set({ status: "pending", lease_owner: null, lease_expires_ms: null, attempts: sql`attempts - 1` })
+        .where("batch_id", "=", r.batchId)
+        .where("line", "=", r.line)
+        .where("lease_owner", "=", owner)
+        .where("status", "=", "running")
+        .executeTakeFirst();
+      released += Number(res.numUpdatedRows);
+    }
+    return released;
+  });
+}

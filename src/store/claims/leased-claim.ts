@@ -1,6 +1,6 @@
 /**
- * Leased claim (PostgreSQL, many workers; the dispatcher claims SQLite's rows in memory:
- * claim-in-memory.ts, though this works there too): pending → running under a lease. One UPDATE …
+ * Leased claim (PostgreSQL, many workers; SQLite's rows are held in memory instead:
+ * held-claim.ts, though this works there too): pending → running under a lease. One UPDATE …
  * WHERE (batch_id, line) IN (candidates) RETURNING …; the candidate sub-select walks the partial
  * index of pending rows in line order and is locked with SKIP LOCKED on Postgres, so concurrent
  * workers never take the same row.
@@ -9,24 +9,18 @@ import { sql } from "kysely";
 import { type FieldCipher, rowCipher } from "../../crypto/row-cipher.js";
 import type { RequestInsertRow } from "../dialect.js";
 import type { Store } from "../store.js";
+import type { ClaimedRequest } from "./claim-source.js";
 
-export interface ClaimedRequest {
-  tenantId: string;
-  batchId: string;
-  line: number;
-  customId: string;
-  model: string;
-  body: string;
-  /** Attempt number of this claim (1 for the first call). */
-  attempt: number;
-}
+export type { ClaimedRequest } from "./claim-source.js";
 
 export interface ClaimOptions {
   batchId: string;
   owner: string;
   leaseMs: number;
   limit: number;
-  nowMs?: number;
+  /** Only rows with this shared-prefix key. */
+  prefixKey?: string | undefined;
+  nowMs?: number | undefined;
 }
 
 export async function claimRequests(store: Store, o: ClaimOptions): Promise<ClaimedRequest[]> {
@@ -40,7 +34,10 @@ export async function claimRequests(store: Store, o: ClaimOptions): Promise<Clai
 }
 
 /** A claimed row as stored (`attempts`: the attempt this claim makes). */
-export type ClaimedRow = Pick<RequestInsertRow, "tenant_id" | "batch_id" | "line" | "custom_id" | "model" | "body"> & {
+export type ClaimedRow = Pick<
+  RequestInsertRow,
+  "tenant_id" | "batch_id" | "line" | "custom_id" | "model" | "body" | "prefix_key"
+> & {
   attempts: number | string | bigint;
 };
 
@@ -52,6 +49,7 @@ export function toClaimed(r: ClaimedRow, cipher: FieldCipher): ClaimedRequest {
     customId: r.custom_id,
     model: r.model,
     body: cipher.open("body", r.line, r.body),
+    prefixKey: r.prefix_key,
     attempt: Number(r.attempts),
   };
 }
@@ -63,19 +61,18 @@ function claimRows(store: Store, o: ClaimOptions, now: number): Promise<ClaimedR
   return store.db
     .with(
       (cte) => cte("candidates").materialized(),
-      (db) =>
-        store.caps.lockForClaim(
-          db
-            .selectFrom("requests")
-            .select("line")
-            .where("batch_id", "=", o.batchId)
-            // A literal, not a parameter: SQLite uses a partial index only when the query's
-            // predicate matches it textually, and the claim must walk pending rows only.
-            .where("status", "=", sql.lit("pending"))
-            .where("next_attempt_ms", "<=", now)
-            .orderBy("line")
-            .limit(o.limit),
-        ),
+      (db) => {
+        let candidates = db
+          .selectFrom("requests")
+          .select("line")
+          .where("batch_id", "=", o.batchId)
+          // A literal, not a parameter: SQLite uses a partial index only when the query's
+          // predicate matches it textually, and the claim must walk pending rows only.
+          .where("status", "=", sql.lit("pending"))
+          .where("next_attempt_ms", "<=", now);
+        if (o.prefixKey !== undefined) candidates = candidates.where("prefix_key", "=", o.prefixKey);
+        return store.caps.lockForClaim(candidates.orderBy("line").limit(o.limit));
+      },
     )
     .updateTable("requests")
     .set({
@@ -87,17 +84,6 @@ function claimRows(store: Store, o: ClaimOptions, now: number): Promise<ClaimedR
     .where("batch_id", "=", o.batchId)
     .where("line", "in", (eb) => eb.selectFrom("candidates").select("candidates.line"))
     .where("status", "=", "pending")
-    .returning(["tenant_id", "batch_id", "line", "custom_id", "model", "body", "attempts"])
+    .returning(["tenant_id", "batch_id", "line", "custom_id", "model", "body", "prefix_key", "attempts"])
     .execute();
-}
-
-/** Whether a batch still has rows that are not terminal (pending or running). */
-export async function countUnfinished(store: Store, batchId: string): Promise<number> {
-  const row = await store.db
-    .selectFrom("requests")
-    .select((eb) => eb.fn.countAll<number>().as("n"))
-    .where("batch_id", "=", batchId)
-    .where("status", "in", ["pending", "running"])
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
 }
