@@ -1,12 +1,24 @@
 /**
- * Configuration is resolved once, here, from flags and environment; everything below receives
- * plain typed options. (The routing file, `--config`, is parsed in src/backends/route-config.ts.)
+ * Configuration is resolved once, here and in src/config/, from flags and environment: every
+ * setting is validated (a bad one stops the process with exit code 2 and one line naming it) and
+ * everything below receives plain typed options. This is the only code that reads `process.env`.
+ * (The routing file, `--config`, is parsed in src/backends/route-config.ts.)
  */
-import { join, resolve } from "node:path";
 import { parseInputPrefixes } from "./blob/input-url.js";
+import type { S3Connection } from "./blob/s3-blob-store.js";
+import { type EngineFlags, resolveEngine } from "./config/engine.js";
+import { ConfigError, type Env, fromEnv, fromFlag, pick, read } from "./config/setting.js";
+import { resolveBlobs, resolveDataDir, resolveS3, resolveStoreLocation } from "./config/storage.js";
+import { DURATION, LIMIT_SETTINGS, LOG_LEVEL, METRICS_AUTH } from "./config/values.js";
 import { type MasterKeyring, masterKeysFromEnv } from "./crypto/master-keys.js";
+import { SluiceError } from "./errors.js";
 import type { LogLevel } from "./logger.js";
+import type { EngineOptions } from "./runtime.js";
 import type { StoreLocation } from "./store/store.js";
+
+export { resolveClient, resolveServer, type ServerFlags, type ServerOptions } from "./config/server.js";
+export { ConfigError } from "./config/setting.js";
+export { resolveS3, resolveStoreLocation };
 
 export interface Limits {
   /** Largest accepted upload, bytes. */
@@ -64,6 +76,8 @@ export interface CommonOptions {
   store: StoreLocation;
   /** Blob store spec: a folder, or s3://bucket/prefix; undefined = <dataDir>/blobs. */
   blobs?: string | undefined;
+  /** S3 connection for S3 blobs and `s3://` batch inputs; undefined = AWS defaults. */
+  s3?: S3Connection | undefined;
   logLevel: LogLevel;
   limits: Limits;
   /** Master keys for encryption at rest (SLUICE_MASTER_KEY[_FILE]); absent = plaintext. */
@@ -77,65 +91,104 @@ export interface CommonFlags {
   logLevel?: string | undefined;
 }
 
-const envNumber = (env: NodeJS.ProcessEnv, name: string, fallback: number, zeroOk = false): number => {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0 || (n === 0 && !zeroOk)) {
-    throw new Error(`${name} must be a positive number, got '${raw}'`);
+export function resolveLimits(env: Env = process.env): Limits {
+  const get = (name: keyof typeof LIMIT_SETTINGS, fallback: number) =>
+    fromEnv(env, LIMIT_SETTINGS[name].env, LIMIT_SETTINGS[name].setting) ?? fallback;
+  let inputUrlPrefixes: string[];
+  try {
+    inputUrlPrefixes = parseInputPrefixes(env.SLUICE_S3_INPUT_PREFIXES);
+  } catch (err) {
+    // parseInputPrefixes names the entry's position, never its text.
+    const detail = (err as Error).message.replace(/^SLUICE_S3_INPUT_PREFIXES /, "");
+    throw new ConfigError("SLUICE_S3_INPUT_PREFIXES", detail, "comma-separated s3://bucket/prefix");
   }
-  return n;
-};
-
-export function resolveLimits(env: NodeJS.ProcessEnv): Limits {
   return {
-    maxFileBytes: envNumber(env, "SLUICE_MAX_FILE_BYTES", DEFAULT_LIMITS.maxFileBytes),
-    maxLineBytes: envNumber(env, "SLUICE_MAX_LINE_BYTES", DEFAULT_LIMITS.maxLineBytes),
-    maxLines: envNumber(env, "SLUICE_MAX_LINES", DEFAULT_LIMITS.maxLines),
-    maxErrorsKept: DEFAULT_LIMITS.maxErrorsKept,
-    maxJsonBodyBytes: DEFAULT_LIMITS.maxJsonBodyBytes,
-    maxConcurrentBatches: envNumber(env, "SLUICE_MAX_CONCURRENT_BATCHES", DEFAULT_LIMITS.maxConcurrentBatches),
-    maxEnqueuedTokens: envNumber(env, "SLUICE_MAX_ENQUEUED_TOKENS", DEFAULT_LIMITS.maxEnqueuedTokens),
-    rateLimitPerSecond: envNumber(env, "SLUICE_RATE_LIMIT_RPS", DEFAULT_LIMITS.rateLimitPerSecond, true),
-    rateLimitBurst: envNumber(env, "SLUICE_RATE_LIMIT_BURST", DEFAULT_LIMITS.rateLimitBurst),
-    inputUrlPrefixes: parseInputPrefixes(env.SLUICE_S3_INPUT_PREFIXES),
+    maxFileBytes: get("maxFileBytes", DEFAULT_LIMITS.maxFileBytes),
+    maxLineBytes: get("maxLineBytes", DEFAULT_LIMITS.maxLineBytes),
+    maxLines: get("maxLines", DEFAULT_LIMITS.maxLines),
+    maxErrorsKept: get("maxErrorsKept", DEFAULT_LIMITS.maxErrorsKept),
+    maxJsonBodyBytes: get("maxJsonBodyBytes", DEFAULT_LIMITS.maxJsonBodyBytes),
+    maxConcurrentBatches: get("maxConcurrentBatches", DEFAULT_LIMITS.maxConcurrentBatches),
+    maxEnqueuedTokens: get("maxEnqueuedTokens", DEFAULT_LIMITS.maxEnqueuedTokens),
+    rateLimitPerSecond: get("rateLimitPerSecond", DEFAULT_LIMITS.rateLimitPerSecond),
+    rateLimitBurst: get("rateLimitBurst", DEFAULT_LIMITS.rateLimitBurst),
+    inputUrlPrefixes,
     maxFormFields: DEFAULT_LIMITS.maxFormFields,
-    bodyTimeoutMs: envNumber(env, "SLUICE_BODY_TIMEOUT_MS", DEFAULT_LIMITS.bodyTimeoutMs, true),
-    bodyMinBytesPerSecond: envNumber(
-      env,
-      "SLUICE_BODY_MIN_BYTES_PER_SECOND",
-      DEFAULT_LIMITS.bodyMinBytesPerSecond,
-      true,
-    ),
+    bodyTimeoutMs: get("bodyTimeoutMs", DEFAULT_LIMITS.bodyTimeoutMs),
+    bodyMinBytesPerSecond: get("bodyMinBytesPerSecond", DEFAULT_LIMITS.bodyMinBytesPerSecond),
   };
 }
 
 /** Who may read `/metrics`: an admin key (default), or anyone who can reach the port. */
 export type MetricsAuth = "admin" | "none";
 
-export function resolveMetricsAuth(env: NodeJS.ProcessEnv): MetricsAuth {
-  const raw = env.SLUICE_METRICS_AUTH;
-  if (raw === undefined || raw === "" || raw === "admin") return "admin";
-  if (raw === "none") return "none";
-  throw new Error(`SLUICE_METRICS_AUTH must be 'admin' or 'none', got '${raw.slice(0, 32)}'`);
+export function resolveMetricsAuth(env: Env = process.env): MetricsAuth {
+  return fromEnv(env, "SLUICE_METRICS_AUTH", METRICS_AUTH) ?? "admin";
 }
 
-export function resolveStoreLocation(flag: string | undefined, env: NodeJS.ProcessEnv, dataDir: string): StoreLocation {
-  const url = flag ?? env.SLUICE_DATABASE_URL;
-  if (url !== undefined && /^postgres(ql)?:\/\//.test(url)) return { kind: "postgres", url };
-  if (url?.startsWith("sqlite:")) return { kind: "sqlite", path: resolve(url.slice("sqlite:".length)) };
-  return { kind: "sqlite", path: join(dataDir, "sluice.db") };
+export function resolveLogLevel(
+  flag: string | undefined,
+  env: Env = process.env,
+  fallback: LogLevel = "info",
+): LogLevel {
+  return read(pick({ name: "--log-level", value: flag }, env, "SLUICE_LOG_LEVEL"), LOG_LEVEL) ?? fallback;
 }
 
-export function resolveCommon(flags: CommonFlags, env: NodeJS.ProcessEnv = process.env): CommonOptions {
-  const dataDir = resolve(flags.data ?? env.SLUICE_DATA ?? "./sluice-data");
-  const logLevel = (flags.logLevel ?? env.SLUICE_LOG_LEVEL ?? "info") as LogLevel;
+/** SLUICE_MASTER_KEY or SLUICE_MASTER_KEY_FILE; their errors never quote a key. */
+export function resolveMasterKeys(env: Env = process.env): MasterKeyring | undefined {
+  try {
+    return masterKeysFromEnv(env);
+  } catch (err) {
+    if (!(err instanceof SluiceError)) throw err;
+    const name = env.SLUICE_MASTER_KEY_FILE ? "SLUICE_MASTER_KEY_FILE" : "SLUICE_MASTER_KEY";
+    throw new ConfigError(name, err.message.replace(/\.$/, ""), "[id:]base64 of 32 bytes, comma- or newline-separated");
+  }
+}
+
+/** The settings of commands that work on a store (serve, worker, keys, tenants). */
+export function resolveCommon(flags: CommonFlags, env: Env = process.env): CommonOptions {
+  const dataDir = resolveDataDir(flags.data, env);
   return {
     dataDir,
     store: resolveStoreLocation(flags.store, env, dataDir),
-    blobs: flags.blobs ?? env.SLUICE_BLOBS,
-    logLevel,
+    blobs: resolveBlobs(flags.blobs, env),
+    s3: resolveS3(env),
+    logLevel: resolveLogLevel(flags.logLevel, env),
     limits: resolveLimits(env),
-    masterKeys: masterKeysFromEnv(env),
+    masterKeys: resolveMasterKeys(env),
   };
 }
+
+export interface Config {
+  common: CommonOptions;
+  engine: EngineOptions;
+}
+
+/** Every setting a server or worker process needs, validated before anything starts. */
+export function resolveConfig(flags: CommonFlags & EngineFlags, env: Env = process.env): Config {
+  return { common: resolveCommon(flags, env), engine: resolveEngine(flags, env) };
+}
+
+export interface RunFlags extends EngineFlags {
+  logLevel?: string | undefined;
+  window?: string | undefined;
+}
+
+/** `sluice run`: its store lives in the work folder; the rest comes from flags and environment. */
+export function resolveRunConfig(
+  flags: RunFlags,
+  env: Env = process.env,
+): Omit<CommonOptions, "dataDir" | "store" | "blobs"> & { engine: EngineOptions; window: string } {
+  return {
+    engine: resolveEngine(flags, env),
+    // A one-shot run is quiet unless asked: its progress bar is the output.
+    logLevel: resolveLogLevel(flags.logLevel, env, "warn"),
+    limits: resolveLimits(env),
+    masterKeys: resolveMasterKeys(env),
+    s3: resolveS3(env),
+    window: fromFlag("--window", flags.window, DURATION) ?? "30d",
+  };
+}
+
+export type { EngineFlags };
+export { resolveEngine };

@@ -21,12 +21,50 @@ export function redact(text: string): string {
   return out;
 }
 
+/** How many causes deep an error is rendered (a cycle or a long chain stops here). */
+const MAX_CAUSE_DEPTH = 5;
+
+/**
+ * An error as a JSON object: name, code (SluiceError and Node's errors), message, stack, and its
+ * cause chain; without the stack and cause a logged 500 cannot be debugged.
+ */
+export function errorFields(err: Error, depth = 0): Record<string, unknown> {
+  const code = (err as { code?: unknown }).code;
+  const out: Record<string, unknown> = {
+    name: err.name,
+    ...(typeof code === "string" || typeof code === "number" ? { code } : {}),
+    message: err.message,
+    ...(err.stack === undefined ? {} : { stack: err.stack }),
+  };
+  if (err.cause !== undefined) {
+    out.cause =
+      depth + 1 >= MAX_CAUSE_DEPTH
+        ? "[cause chain truncated]"
+        : err.cause instanceof Error
+          ? errorFields(err.cause, depth + 1)
+          : jsonSafe(err.cause);
+  }
+  return out;
+}
+
+/** A non-Error cause as itself when JSON can write it, else as text (cycles, BigInt). */
+function jsonSafe(value: unknown): unknown {
+  try {
+    JSON.stringify(value);
+    return value;
+  } catch {
+    return String(value);
+  }
+}
+
 function render(fields: Record<string, unknown> | undefined): string {
   if (fields === undefined) return "";
   const safe: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(fields)) {
-    safe[k] = SECRET_KEYS.test(k) && !/tokens$/.test(k) ? "[redacted]" : v instanceof Error ? v.message : v;
+    safe[k] = SECRET_KEYS.test(k) && !/tokens$/.test(k) ? "[redacted]" : v instanceof Error ? errorFields(v) : v;
   }
+  // JSON keeps the stack's newlines escaped: one log entry stays one line. Redaction runs on the
+  // whole line, stack and causes included.
   return ` ${JSON.stringify(safe)}`;
 }
 

@@ -10,7 +10,8 @@ import { type BackendSpec, loadRouteFile, type RouteSpec, routesFromFile } from 
 import { Router } from "./backends/router.js";
 import type { BlobStore } from "./blob/blob-store.js";
 import { EncryptedBlobStore } from "./blob/encrypted-blob-store.js";
-import { openBlobStore } from "./blob/open-blob-store.js";
+import { setInputS3Connection } from "./blob/input-source.js";
+import { DEFAULT_S3_CONNECTION, openBlobStore } from "./blob/open-blob-store.js";
 import type { CommonOptions } from "./config.js";
 import type { AppContext } from "./context.js";
 import { DEFAULT_RETRY_POLICY } from "./dispatch/retry-policy.js";
@@ -33,6 +34,12 @@ export interface EngineOptions {
   threads?: number | undefined;
   /** Request and batch lease length (ms); shorter means faster takeover after a crash. */
   leaseMs?: number | undefined;
+  /** Where the embedded engine keeps downloaded and generated models (SLUICE_MODEL_CACHE). */
+  modelCacheDir?: string | undefined;
+  /** Hugging Face token for gated model downloads (HF_TOKEN). */
+  hfToken?: string | undefined;
+  /** The value of the variable a routing file's `api_key_env` names (built by src/config). */
+  apiKeyFromEnv?: ((name: string) => string | undefined) | undefined;
 }
 
 export interface Runtime {
@@ -68,11 +75,11 @@ export async function resolveRoutes(
 export function backendFactory(engine: EngineOptions, logger: Logger) {
   return async (spec: BackendSpec): Promise<Backend> => {
     if (spec.engine === "llama-cpp") {
-      const { createLlamaCppBackend, defaultModelCacheDir } = await import("./backends/llama-cpp/index.js");
+      const { createLlamaCppBackend } = await import("./backends/llama-cpp/index.js");
       return createLlamaCppBackend({
         model: spec.model,
-        // One cache per user, not per data folder: a downloaded model serves every run.
-        cacheDir: process.env.SLUICE_MODEL_CACHE || defaultModelCacheDir(),
+        ...(engine.modelCacheDir !== undefined ? { cacheDir: engine.modelCacheDir } : {}),
+        ...(engine.hfToken !== undefined ? { hfToken: engine.hfToken } : {}),
         ...(spec.threads !== undefined
           ? { threads: spec.threads }
           : engine.threads !== undefined
@@ -84,7 +91,7 @@ export function backendFactory(engine: EngineOptions, logger: Logger) {
         logger,
       });
     }
-    const apiKey = spec.api_key_env === undefined ? undefined : process.env[spec.api_key_env];
+    const apiKey = spec.api_key_env === undefined ? undefined : engine.apiKeyFromEnv?.(spec.api_key_env);
     return new OpenAiHttpBackend({
       baseUrl: spec.url,
       apiKey,
@@ -108,7 +115,10 @@ export async function openRuntime(
   const logger = options.logger ?? createLogger(common.logLevel);
   await mkdir(common.dataDir, { recursive: true });
   const store = await openStore(common.store, { masterKeys: common.masterKeys });
-  const plainBlobs: BlobStore = options.blobs ?? (await openBlobStore(common.blobs, common.dataDir));
+  const s3 = common.s3 ?? DEFAULT_S3_CONNECTION;
+  // Batch inputs named by `s3://` URL are read with the same connection as S3 blobs.
+  setInputS3Connection(s3);
+  const plainBlobs: BlobStore = options.blobs ?? (await openBlobStore(common.blobs, common.dataDir, s3));
   // With a master key every blob goes through the framed cipher under its file's or batch's key.
   const blobs = store.dataKeys.enabled ? new EncryptedBlobStore(plainBlobs, store.dataKeys) : plainBlobs;
   const events = new EventBus((err) => logger.warn("event listener failed", { error: err as Error }));

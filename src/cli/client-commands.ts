@@ -3,7 +3,9 @@ import { createWriteStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import { isTerminal } from "../batch/lifecycle.js";
-import { api, clientFromEnv, download, uploadFile } from "./http-client.js";
+import { fromFlag, integer } from "../config/setting.js";
+import { resolveClient } from "../config.js";
+import { api, download, uploadFile } from "./http-client.js";
 import { createProgress } from "./progress.js";
 
 interface BatchView {
@@ -32,7 +34,7 @@ function printBatch(b: BatchView, json: boolean): void {
 }
 
 async function waitFor(id: string, json: boolean): Promise<BatchView> {
-  const c = clientFromEnv();
+  const c = resolveClient();
   const bar = json ? undefined : createProgress();
   try {
     for (;;) {
@@ -56,7 +58,7 @@ export function registerClientCommands(program: Command): void {
     .option("--wait", "show a progress bar until the batch ends")
     .option("--json", "machine-readable output")
     .action(async (file: string, flags: { endpoint: string; window: string; wait?: boolean; json?: boolean }) => {
-      const c = clientFromEnv();
+      const c = resolveClient();
       const uploaded = await uploadFile(c, file);
       let batch = await api<BatchView>(c, "POST", "/batches", {
         input_file_id: uploaded.id,
@@ -76,7 +78,7 @@ export function registerClientCommands(program: Command): void {
     .action(async (id: string, flags: { json?: boolean; wait?: boolean }) => {
       const b = flags.wait
         ? await waitFor(id, flags.json === true)
-        : await api<BatchView>(clientFromEnv(), "GET", `/batches/${id}`);
+        : await api<BatchView>(resolveClient(), "GET", `/batches/${id}`);
       printBatch(b, flags.json === true);
     });
 
@@ -86,7 +88,7 @@ export function registerClientCommands(program: Command): void {
     .option("-o, --output <file>", "write to a file instead of stdout")
     .option("--errors", "the error lines instead of the successful ones")
     .action(async (id: string, flags: { output?: string; errors?: boolean }) => {
-      const c = clientFromEnv();
+      const c = resolveClient();
       const b = await api<BatchView>(c, "GET", `/batches/${id}`);
       const fileId = flags.errors ? b.error_file_id : b.output_file_id;
       const path = isTerminal(b.status)
@@ -104,7 +106,7 @@ export function registerClientCommands(program: Command): void {
     .description("Cancel a batch (finished results are still delivered)")
     .option("--json", "machine-readable output")
     .action(async (id: string, flags: { json?: boolean }) => {
-      printBatch(await api<BatchView>(clientFromEnv(), "POST", `/batches/${id}/cancel`), flags.json === true);
+      printBatch(await api<BatchView>(resolveClient(), "POST", `/batches/${id}/cancel`), flags.json === true);
     });
 
   program
@@ -113,7 +115,8 @@ export function registerClientCommands(program: Command): void {
     .option("--limit <n>", "how many", "20")
     .option("--json", "machine-readable output")
     .action(async (flags: { limit: string; json?: boolean }) => {
-      const page = await api<{ data: BatchView[] }>(clientFromEnv(), "GET", `/batches?limit=${Number(flags.limit)}`);
+      const limit = fromFlag("--limit", flags.limit, integer(1, 100)) ?? 20;
+      const page = await api<{ data: BatchView[] }>(resolveClient(), "GET", `/batches?limit=${limit}`);
       if (flags.json) process.stdout.write(`${JSON.stringify(page.data)}\n`);
       else for (const b of page.data) printBatch(b, false);
     });

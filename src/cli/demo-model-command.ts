@@ -2,7 +2,7 @@
 import { stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { writeDemoModel } from "../demo-model/demo-model.js";
-import { invalidRequest } from "../errors.js";
+import { fromFlag, integer } from "../config/setting.js";
 
 interface DemoModelFlags {
   output: string;
@@ -20,10 +20,7 @@ export function registerDemoModelCommand(program: Command): void {
     .option("--seed <n>", "seed for the random weights", "1")
     .option("--f16", "store weight matrices as f16 instead of f32", false)
     .action(async (flags: DemoModelFlags) => {
-      const seed = Number(flags.seed);
-      if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
-        throw invalidRequest(`--seed must be an integer from 0 to 4294967295, got '${flags.seed}'`, "seed");
-      }
+      const seed = fromFlag("--seed", flags.seed, integer(0, 0xffffffff)) ?? 1;
       const path = await writeDemoModel(flags.output, { seed, tensorType: flags.f16 ? "f16" : "f32" });
       const { size } = await stat(path);
       process.stdout.write(`${path} (${(size / 1024 / 1024).toFixed(1)} MB)\n`);

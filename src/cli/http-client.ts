@@ -1,4 +1,4 @@
-/** A minimal client for a running Sluice server (SLUICE_BASE_URL, SLUICE_API_KEY). */
+/** A minimal client for a running Sluice server (SLUICE_BASE_URL, SLUICE_API_KEY: src/config/server.ts). */
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename } from "node:path";
@@ -8,14 +8,6 @@ import { SluiceError } from "../errors.js";
 export interface ClientOptions {
   baseUrl: string;
   apiKey: string;
-}
-
-export function clientFromEnv(env: NodeJS.ProcessEnv = process.env): ClientOptions {
-  const apiKey = env.SLUICE_API_KEY;
-  if (apiKey === undefined || apiKey === "") {
-    throw new SluiceError("missing_api_key", "Set SLUICE_API_KEY to the key the server printed (or was started with).");
-  }
-  return { baseUrl: (env.SLUICE_BASE_URL ?? "http://127.0.0.1:8080/v1").replace(/\/+$/, ""), apiKey };
 }
 
 async function check(res: Response): Promise<Response> {

@@ -1,5 +1,6 @@
 /** The `sluice` command line: server, worker, one-shot runs, a client for a running server, tools. */
 import { Command } from "commander";
+import { ConfigError } from "../config.js";
 import { SluiceError } from "../errors.js";
 import { registerClientCommands } from "./client-commands.js";
 import { registerDemoModelCommand } from "./demo-model-command.js";
@@ -29,7 +30,13 @@ for (const register of [
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  const message = err instanceof SluiceError ? `${err.message} (${err.code})` : (err as Error).message;
+  // A bad setting is one line naming it, the value and what is accepted: the message says it all.
+  const message =
+    err instanceof ConfigError
+      ? err.message
+      : err instanceof SluiceError
+        ? `${err.message} (${err.code})`
+        : (err as Error).message;
   process.stderr.write(`sluice: ${message}\n`);
   process.exit(2);
 }

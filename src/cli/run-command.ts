@@ -14,14 +14,13 @@ import { createBatch } from "../batch/batch-service.js";
 import { isTerminal } from "../batch/lifecycle.js";
 import { importLocalFile } from "../batch/local-file.js";
 import { writeFinishedFile } from "../batch/result-stream.js";
-import { resolveLimits } from "../config.js";
-import { masterKeysFromEnv } from "../crypto/master-keys.js";
+import { resolveRunConfig } from "../config.js";
 import { SluiceError } from "../errors.js";
 import { createLogger } from "../logger.js";
 import { openRuntime, type Runtime } from "../runtime.js";
 import { type BatchRow, getBatch } from "../store/batches.js";
 import { DEFAULT_TENANT } from "../store/tenants.js";
-import { addEngineOptions, type EngineCliFlags, engineFromFlags } from "./options.js";
+import { addEngineOptions, type EngineCliFlags } from "./options.js";
 import { createProgress } from "./progress.js";
 import { onShutdownSignal } from "./serve-command.js";
 
@@ -29,7 +28,7 @@ interface RunFlags extends EngineCliFlags {
   output: string;
   workDir?: string;
   endpoint?: string;
-  window: string;
+  window?: string;
   json?: boolean;
   logLevel?: string;
 }
@@ -55,7 +54,12 @@ async function detectEndpoint(path: string): Promise<string> {
   return "/v1/chat/completions";
 }
 
-async function startOrResume(rt: Runtime, workDir: string, input: string, flags: RunFlags): Promise<string> {
+async function startOrResume(
+  rt: Runtime,
+  workDir: string,
+  input: string,
+  flags: RunFlags & { window: string },
+): Promise<string> {
   const statePath = join(workDir, "run.json");
   const info = await stat(input).catch(() => {
     throw new SluiceError("input_not_found", `Input file not found: ${input}`);
@@ -113,26 +117,21 @@ export function registerRunCommand(program: Command): void {
     .requiredOption("-o, --output <file>", "where to write result lines (input order)")
     .option("--work-dir <dir>", "work folder holding the resumable state")
     .option("--endpoint <url>", "batch endpoint (default: the first line's url)")
-    .option("--window <duration>", "completion window", "30d")
+    .option("--window <duration>", "completion window (default 30d)")
     .option("--json", "print the final Batch object as JSON")
-    .option("--log-level <level>", "debug | info | warn | error | silent", "warn");
+    .option("--log-level <level>", "debug | info | warn | error | silent (env SLUICE_LOG_LEVEL, default warn)");
   addEngineOptions(cmd).action(async (inputArg: string, flags: RunFlags) => {
+    // Every setting is checked before anything is created.
+    const { engine, window, ...settings } = resolveRunConfig(flags);
     const input = resolve(inputArg);
     const output = resolve(flags.output);
     const hash = createHash("sha256").update(`${input}\0${output}`).digest("hex").slice(0, 16);
     const workDir = resolve(flags.workDir ?? join(".sluice-run", hash));
     await mkdir(workDir, { recursive: true });
-    const logLevel = (flags.logLevel ?? "warn") as "warn";
     const rt = await openRuntime(
-      {
-        dataDir: workDir,
-        store: { kind: "sqlite", path: join(workDir, "sluice.db") },
-        logLevel,
-        limits: resolveLimits(process.env),
-        masterKeys: masterKeysFromEnv(process.env),
-      },
+      { dataDir: workDir, store: { kind: "sqlite", path: join(workDir, "sluice.db") }, ...settings },
       // The `-o` file is written from the store below: the batch needs no output files of its own.
-      { engine: engineFromFlags(flags), logger: createLogger(logLevel), worker: { outputFiles: false } },
+      { engine, logger: createLogger(settings.logLevel), worker: { outputFiles: false } },
     );
     onShutdownSignal(async () => {
       await rt.close();
@@ -140,7 +139,7 @@ export function registerRunCommand(program: Command): void {
       process.exit(130);
     });
     try {
-      const batchId = await startOrResume(rt, workDir, input, flags);
+      const batchId = await startOrResume(rt, workDir, input, { ...flags, window });
       rt.worker?.start();
       const b = await waitForEnd(rt, batchId, flags.json === true || !process.stderr.isTTY);
       const tmp = `${output}.tmp`;

@@ -3,21 +3,15 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { buildApi } from "../api/server.js";
-import { type CommonOptions, resolveCommon, resolveMetricsAuth } from "../config.js";
+import { type CommonOptions, resolveConfig, resolveServer } from "../config.js";
 import { SluiceError } from "../errors.js";
 import { openRuntime, type Runtime } from "../runtime.js";
 import { countActiveKeys, createApiKey, DEFAULT_TENANT } from "../store/tenants.js";
-import {
-  addCommonOptions,
-  addEngineOptions,
-  type CommonCliFlags,
-  type EngineCliFlags,
-  engineFromFlags,
-} from "./options.js";
+import { addCommonOptions, addEngineOptions, type CommonCliFlags, type EngineCliFlags } from "./options.js";
 
 interface ServeFlags extends CommonCliFlags, EngineCliFlags {
-  host: string;
-  port: string;
+  host?: string;
+  port?: string;
   worker: boolean;
   tlsCert?: string;
   tlsKey?: string;
@@ -51,20 +45,20 @@ export function registerServeCommands(program: Command): void {
   const serve = program
     .command("serve")
     .description("Run the OpenAI-compatible API server (with an in-process worker unless --no-worker)")
-    .option("--host <host>", "interface to listen on", "127.0.0.1")
-    .option("--port <port>", "port to listen on", process.env.SLUICE_PORT ?? "8080")
+    .option("--host <host>", "interface to listen on (default 127.0.0.1)")
+    .option("--port <port>", "port to listen on, 0 = any free port (env SLUICE_PORT, default 8080)")
     .option("--no-worker", "API only: leave execution to `sluice worker` processes")
     .option("--tls-cert <file>", "serve HTTPS with this certificate (PEM)")
     .option("--tls-key <file>", "private key for --tls-cert (PEM)");
   addEngineOptions(addCommonOptions(serve)).action(async (flags: ServeFlags) => {
-    const common = resolveCommon(flags);
-    const metricsAuth = resolveMetricsAuth(process.env);
+    const { common, engine } = resolveConfig(flags);
+    const server = resolveServer(flags);
     if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
       throw new SluiceError("invalid_tls", "--tls-cert and --tls-key go together.");
     }
     warnIfPlaintext(common);
-    const runtime = await openRuntime(common, { engine: engineFromFlags(flags), worker: flags.worker ? {} : false });
-    const envKey = process.env.SLUICE_API_KEY || undefined;
+    const runtime = await openRuntime(common, { engine, worker: flags.worker ? {} : false });
+    const envKey = server.apiKey;
     if (envKey === undefined && (await countActiveKeys(runtime.ctx.store)) === 0) {
       const { key } = await createApiKey(runtime.ctx.store, { tenantId: DEFAULT_TENANT, admin: true });
       process.stdout.write(
@@ -77,10 +71,10 @@ export function registerServeCommands(program: Command): void {
         : undefined;
     const app = await buildApi(runtime.ctx, {
       envKey,
-      metricsAuth,
+      metricsAuth: server.metricsAuth,
       https,
     });
-    const address = await app.listen({ host: flags.host, port: Number(flags.port) });
+    const address = await app.listen({ host: server.host, port: server.port });
     runtime.worker?.start();
     process.stdout.write(`Sluice listening on ${address}/v1\n`);
     onShutdownSignal(async () => {
@@ -93,7 +87,7 @@ export function registerServeCommands(program: Command): void {
 
   const worker = program.command("worker").description("Run a worker: execute batches from the shared store (no HTTP)");
   addEngineOptions(addCommonOptions(worker)).action(async (flags: CommonCliFlags & EngineCliFlags) => {
-    const common = resolveCommon(flags);
+    const { common, engine } = resolveConfig(flags);
     if (common.store.kind === "sqlite") {
       // SQLite's claims live in the one process that owns the store (store/requests/claim-in-memory.ts).
       throw new SluiceError(
@@ -102,7 +96,7 @@ export function registerServeCommands(program: Command): void {
       );
     }
     warnIfPlaintext(common);
-    const runtime: Runtime = await openRuntime(common, { engine: engineFromFlags(flags) });
+    const runtime: Runtime = await openRuntime(common, { engine });
     runtime.worker?.start();
     process.stdout.write(`Sluice worker ${runtime.worker?.id ?? ""} started\n`);
     onShutdownSignal(() => runtime.close());

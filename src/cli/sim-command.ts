@@ -1,7 +1,8 @@
 /** `sluice sim`: run the OpenAI-compatible inference simulator (docs/simulator.md). */
 import type { Command } from "commander";
 import { ZodError } from "zod";
-import { invalidRequest } from "../errors.js";
+import { decimal, fromFlag, integer, type Setting } from "../config/setting.js";
+import { ConfigError } from "../config.js";
 import { type SimOptions, startSimulator } from "../sim/index.js";
 
 interface SimFlags {
@@ -26,34 +27,49 @@ interface SimFlags {
   zeroCost: boolean;
 }
 
-const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+const BIG = 1_000_000_000;
+const count = integer(1, BIG);
+const ms = decimal(0, 3_600_000, " ms");
+const rate = decimal(0, 1);
 
-/** Flags → SimOptions (absent flags stay undefined: schema defaults); validation is the schema's job. */
+/**
+ * Flags → SimOptions, each flag checked as a number in its range (absent flags stay undefined:
+ * schema defaults); what spans several flags (fault rates' sum, min ≤ max) is the schema's job.
+ */
 export function simOptionsFromFlags(f: SimFlags): SimOptions {
+  const n = (flag: string, raw: string | undefined, setting: Setting<number>) => fromFlag(flag, raw, setting);
   return {
     host: f.host,
-    port: Number(f.port),
+    port: n("--port", f.port, integer(0, 65535, "; 0 = any free port")),
     model: f.model,
-    slots: num(f.slots),
-    stepMs: num(f.stepMs),
-    stepGrowth: num(f.stepGrowth),
-    prefillMsPerToken: num(f.prefillMsPerToken),
-    blockSize: num(f.blockSize),
-    cacheBlocks: num(f.cacheBlocks),
-    maxQueue: num(f.maxQueue),
-    minOut: num(f.minOut),
-    maxOut: num(f.maxOut),
-    maxTokensCap: num(f.maxTokensCap),
-    seed: Number(f.seed),
+    slots: n("--slots", f.slots, count),
+    stepMs: n("--step-ms", f.stepMs, ms),
+    stepGrowth: n("--step-growth", f.stepGrowth, decimal(0, 100)),
+    prefillMsPerToken: n("--prefill-ms-per-token", f.prefillMsPerToken, ms),
+    blockSize: n("--block-size", f.blockSize, count),
+    cacheBlocks: n("--cache-blocks", f.cacheBlocks, integer(0, 10_000_000, "; 0 = off")),
+    maxQueue: n("--max-queue", f.maxQueue, integer(0, BIG)),
+    minOut: n("--min-out", f.minOut, count),
+    maxOut: n("--max-out", f.maxOut, count),
+    maxTokensCap: n("--max-tokens-cap", f.maxTokensCap, count),
+    seed: n("--seed", f.seed, integer(-(2 ** 31), 2 ** 31 - 1)),
     zeroCost: f.zeroCost,
     faults: {
-      error500: Number(f.fault500),
-      error429: Number(f.fault429),
-      reset: Number(f.faultReset),
-      hang: Number(f.faultHang),
+      error500: n("--fault-500", f.fault500, rate),
+      error429: n("--fault-429", f.fault429, rate),
+      reset: n("--fault-reset", f.faultReset, rate),
+      hang: n("--fault-hang", f.faultHang, rate),
     },
   };
 }
+
+/** A schema path (`faults.error500`, `minOut`) → the flag that sets it. */
+const flagOf = (path: (string | number)[]): string => {
+  const last = String(path.at(-1) ?? "options");
+  const fault: Record<string, string> = { error500: "500", error429: "429", reset: "reset", hang: "hang" };
+  if (path[0] === "faults") return `--fault-${fault[last] ?? last}`;
+  return `--${last.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+};
 
 export function registerSimCommand(program: Command): void {
   program
@@ -84,8 +100,12 @@ export function registerSimCommand(program: Command): void {
         sim = await startSimulator(simOptionsFromFlags(flags));
       } catch (err) {
         if (!(err instanceof ZodError)) throw err;
-        const detail = err.issues.map((i) => `${i.path.join(".") || "options"}: ${i.message}`).join("; ");
-        throw invalidRequest(`Invalid simulator options: ${detail}`);
+        const issue = err.issues[0];
+        throw new ConfigError(
+          issue === undefined ? "options" : flagOf(issue.path),
+          issue?.message ?? "invalid",
+          undefined,
+        );
       }
       process.stdout.write(`Sluice simulator listening on ${sim.url} (OpenAI API under ${sim.url}/v1)\n`);
       let stopping = false;

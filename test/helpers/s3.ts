@@ -9,7 +9,7 @@ import type { S3Connection } from "../../src/blob/s3-blob-store.js";
 export interface S3TestServer {
   readonly bucket: string;
   readonly connection: S3Connection;
-  /** The variables `openBlobStore`/`s3ConnectionFromEnv` read, pointing at this server. */
+  /** The variables the configuration reads for S3 (`resolveS3`), pointing at this server. */
   readonly env: Record<string, string>;
   stop(): Promise<void>;
 }

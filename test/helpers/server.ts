@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import OpenAI from "openai";
 import { buildApi } from "../../src/api/server.js";
-import { DEFAULT_LIMITS, type Limits } from "../../src/config.js";
+import { DEFAULT_LIMITS, type Limits, resolveS3 } from "../../src/config.js";
 import type { MasterKeyring } from "../../src/crypto/master-keys.js";
 import type { WorkerOptions } from "../../src/dispatch/worker.js";
 import { silentLogger } from "../../src/logger.js";
@@ -40,6 +40,8 @@ export async function startSluice(
       logLevel: "silent",
       limits: { ...DEFAULT_LIMITS, ...options.limits },
       masterKeys: options.masterKeys,
+      // Tests that read `s3://` inputs point the S3 variables at a local server first.
+      s3: resolveS3(process.env),
     },
     {
       engine: options.engine ?? { backend: "http://127.0.0.1:9/v1" },

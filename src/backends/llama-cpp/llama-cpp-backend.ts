@@ -25,6 +25,8 @@ export interface LlamaCppBackendOptions {
   model: string;
   /** Where downloaded and generated models live. Default `~/.cache/sluice/models`. */
   cacheDir?: string;
+  /** Hugging Face token for gated or private repos. */
+  hfToken?: string;
   /** CPU threads for evaluation. Default max(1, cores - 1). */
   threads?: number;
   /** Parallel sequences (the backend's maxConcurrency). Default: as many as fit in memory, up to 32. */
@@ -189,7 +191,9 @@ export async function createLlamaCppBackend(options: LlamaCppBackendOptions): Pr
     checkPositiveInteger(name, options[name]);
   }
   const resolveOptions = {
-    cacheDir: options.cacheDir ?? defaultModelCacheDir(),
+    // Without a configured cache (tests, benches), the default without XDG_CACHE_HOME.
+    cacheDir: options.cacheDir ?? defaultModelCacheDir({}),
+    ...(options.hfToken !== undefined ? { hfToken: options.hfToken } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   };
   const modelPath = await resolveModelPath(options.model, resolveOptions);

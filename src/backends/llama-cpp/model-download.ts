@@ -51,7 +51,7 @@ function progressReporter(uri: string, logger: Logger | undefined) {
 
 /** Downloads a model URI into `request.dir`; returns the file name to load. */
 export async function downloadModel(request: DownloadRequest, logger: Logger | undefined): Promise<string> {
-  const hfToken = process.env.HF_TOKEN ?? process.env.HUGGING_FACE_HUB_TOKEN;
+  const hfToken = request.hfToken;
   const progress = progressReporter(request.uri, logger);
   const downloader = await createModelDownloader({
     modelUri: request.uri,

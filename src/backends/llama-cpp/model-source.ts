@@ -21,6 +21,8 @@ interface Manifest {
 
 export interface DownloadRequest {
   uri: string;
+  /** Hugging Face token, for gated or private repos. */
+  hfToken?: string;
   /** Folder to download into (created by the downloader). */
   dir: string;
   signal?: AbortSignal;
@@ -31,6 +33,7 @@ export type ModelDownloadFn = (request: DownloadRequest) => Promise<string>;
 
 export interface ResolveModelOptions {
   cacheDir: string;
+  hfToken?: string;
   /** Performs the download; defaults to node-llama-cpp's downloader with a progress bar. */
   download?: ModelDownloadFn;
   logger?: Logger;
@@ -97,7 +100,12 @@ export async function resolveModelPath(specText: string, options: ResolveModelOp
       await mkdir(dir, { recursive: true });
       let entrypoint: string;
       try {
-        const request: DownloadRequest = { uri, dir, ...(options.signal ? { signal: options.signal } : {}) };
+        const request: DownloadRequest = {
+          uri,
+          dir,
+          ...(options.signal ? { signal: options.signal } : {}),
+          ...(options.hfToken !== undefined ? { hfToken: options.hfToken } : {}),
+        };
         entrypoint = await (options.download ?? ((r) => defaultDownload(r, options.logger)))(request);
       } catch (err) {
         throw modelDownloadFailed(uri, err);

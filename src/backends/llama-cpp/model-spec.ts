@@ -104,7 +104,7 @@ export function remoteCacheDir(cacheDir: string, spec: Extract<ModelSpec, { kind
 }
 
 /** `~/.cache/sluice/models`, or `$XDG_CACHE_HOME/sluice/models` when set. */
-export function defaultModelCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultModelCacheDir(env: Readonly<Record<string, string | undefined>>): string {
   const base =
     env.XDG_CACHE_HOME !== undefined && env.XDG_CACHE_HOME !== "" ? env.XDG_CACHE_HOME : join(homedir(), ".cache");
   return join(base, "sluice", "models");
