@@ -391,10 +391,12 @@ const CASES: [string, () => Promise<void>][] = [
     async () => expectError(await req("GET", "/batches/batch_unknown"), 404, { type: "not_found_error" }),
   ],
   [
-    "id with traversal characters",
+    "id with traversal characters: a non-canonical path is refused before any route (400 invalid_url)",
     async () => {
-      expectError(await req("GET", "/files/..%2F..%2Fetc%2Fpasswd/content"), 404);
-      expectError(await req("GET", "/batches/%00%01"), 404);
+      const traversal = await req("GET", "/files/..%2F..%2Fetc%2Fpasswd/content");
+      expectError(traversal, 400);
+      expect(traversal.json.error?.code).toBe("invalid_url");
+      expectError(await req("GET", "/batches/%00%01"), 400);
     },
   ],
   ["id of 10,000 characters", async () => expectError(await req("GET", `/files/file-${"a".repeat(10_000)}`), 404)],
