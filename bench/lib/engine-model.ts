@@ -9,7 +9,7 @@
  *
  * Used by bench/flow-model.ts and the flow-control unit tests.
  */
-import { FlowController, type FlowOptions } from "../../src/dispatch/flow-control.js";
+import { FlowController, type FlowOptions } from "../../src/flow/flow-control.js";
 
 export interface EngineModel {
   slots: number;

@@ -4,9 +4,9 @@
  * and every outcome classified as a response (any status) or a failure.
  */
 import { type Dispatcher, Pool } from "undici";
-import { parseRetryAfter } from "../dispatch/retry-policy.js";
 import type { Backend, BackendCall, BackendResult } from "./backend.js";
 import { usageFromBody } from "./backend.js";
+import { parseRetryAfter } from "./retry-after.js";
 
 export interface OpenAiHttpOptions {
   baseUrl: string;

@@ -4,8 +4,8 @@
  * needs it) and each replica carries its own flow controller.
  */
 
-import { clientLoadMeter } from "../dispatch/client-load.js";
-import { FlowController, type FlowOptions } from "../dispatch/flow-control.js";
+import { clientLoadMeter } from "../flow/client-load.js";
+import { FlowController, type FlowOptions } from "../flow/flow-control.js";
 import type { Backend } from "./backend.js";
 import type { BackendSpec, RouteSpec } from "./route-config.js";
 

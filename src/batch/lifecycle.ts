@@ -9,17 +9,9 @@
  *
  * `finalizing` is also passed through by expiry; the final status is decided by `endState`.
  */
-export const BATCH_STATUSES = [
-  "validating",
-  "failed",
-  "in_progress",
-  "finalizing",
-  "completed",
-  "expired",
-  "cancelling",
-  "cancelled",
-] as const;
-export type BatchStatus = (typeof BATCH_STATUSES)[number];
+import type { BatchStatus } from "../store/batch-status.js";
+
+export { BATCH_STATUSES, type BatchStatus } from "../store/batch-status.js";
 
 export const TERMINAL_BATCH_STATUSES: readonly BatchStatus[] = ["failed", "completed", "expired", "cancelled"];
 

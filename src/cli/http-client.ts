@@ -3,12 +3,10 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { Readable } from "node:stream";
+import type { ClientOptions } from "../config/server.js";
 import { SluiceError } from "../errors.js";
 
-export interface ClientOptions {
-  baseUrl: string;
-  apiKey: string;
-}
+export type { ClientOptions };
 
 async function check(res: Response): Promise<Response> {
   if (res.ok) return res;

@@ -1,6 +1,5 @@
 /** Settings of the API server (`sluice serve`) and of the client commands (submit, status…). */
 import { z } from "zod";
-import type { ClientOptions } from "../cli/http-client.js";
 import { SluiceError } from "../errors.js";
 import { type Env, fromEnv, httpUrl, integer, pick, read, type Setting, text } from "./setting.js";
 import { METRICS_AUTH } from "./values.js";
@@ -35,6 +34,12 @@ export function resolveServer(flags: ServerFlags, env: Env = process.env): Serve
     metricsAuth: fromEnv(env, "SLUICE_METRICS_AUTH", METRICS_AUTH) ?? "admin",
     apiKey: fromEnv(env, "SLUICE_API_KEY", apiKey),
   };
+}
+
+/** Where the client commands reach a running server (src/cli/http-client.ts). */
+export interface ClientOptions {
+  baseUrl: string;
+  apiKey: string;
 }
 
 export function resolveClient(env: Env = process.env): ClientOptions {

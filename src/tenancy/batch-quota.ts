@@ -6,15 +6,15 @@
  * - unfinished batches < maxConcurrentBatches                              → 429 concurrent_batch_limit_exceeded
  * - estimated tokens of unfinished batches + this one ≤ maxEnqueuedTokens  → 429 token_limit_exceeded
  * The last two are checked and the batch inserted in one transaction that first writes the
- * tenant's row: that serializes concurrent creations for one tenant on SQLite and PostgreSQL alike.
+ * tenant's row (src/store/quota.ts): that serializes concurrent creations for one tenant on SQLite
+ * and PostgreSQL alike.
  */
-import { sql } from "kysely";
 import type { NewBatchRow } from "../store/batches.js";
+import { insertBatchIfAdmitted } from "../store/quota.js";
 import type { Store } from "../store/store.js";
 import { LimitError } from "./limit-error.js";
 import type { TenantLimits } from "./tenant-limits.js";
 
-const UNFINISHED = ["validating", "in_progress", "finalizing", "cancelling"];
 const noRetry = { "x-should-retry": "false" };
 
 /** Upload statistics of an input file; unknown (absent or null) for inputs given by URL. */
@@ -49,17 +49,7 @@ export function checkInputFile(file: InputFileStats, limits: TenantLimits): void
 /** Inserts the batch if the tenant's unfinished batches leave room for it. */
 export async function insertBatchWithinQuota(store: Store, row: NewBatchRow, limits: TenantLimits): Promise<void> {
   const tokens = row.token_estimate ?? 0;
-  await store.db.transaction().execute(async (trx) => {
-    // A no-op write that locks the tenant's row (PostgreSQL) or the database (SQLite) until commit.
-    await trx.updateTable("tenants").set({ name: sql`name` }).where("id", "=", row.tenant_id).execute();
-    const active = await trx
-      .selectFrom("batches")
-      .select((eb) => [eb.fn.countAll<number>().as("n"), eb.fn.sum<number | null>("token_estimate").as("tokens")])
-      .where("tenant_id", "=", row.tenant_id)
-      .where("status", "in", UNFINISHED)
-      .executeTakeFirstOrThrow();
-    const n = Number(active.n);
-    const enqueued = Number(active.tokens ?? 0);
+  await insertBatchIfAdmitted(store, row, ({ batches: n, tokens: enqueued }) => {
     if (n >= limits.maxConcurrentBatches) {
       throw new LimitError(
         "concurrent_batch_limit_exceeded",
@@ -74,9 +64,5 @@ export async function insertBatchWithinQuota(store: Store, row: NewBatchRow, lim
         { status: 429, headers: noRetry },
       );
     }
-    await trx
-      .insertInto("batches")
-      .values({ ...row, token_estimate: tokens })
-      .execute();
   });
 }

@@ -1,7 +1,8 @@
 /** `/metrics`: queue gauges counted from the store on every dialect, in Prometheus text format. */
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
-import { collectQueueMetrics, renderPrometheus } from "../../src/api/metrics-routes.js";
+import { renderPrometheus } from "../../src/api/metrics-routes.js";
+import { collectQueueMetrics } from "../../src/store/queue-metrics.js";
 import { STORES, useFreshStore } from "../helpers/stores.js";
 
 describe.each(STORES)("queue metrics on $name", (kind) => {

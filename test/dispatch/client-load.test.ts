@@ -4,7 +4,7 @@
  * (Blocks shorter than the 10 ms timer under-read the wait: see client-load.ts.)
  */
 import { describe, expect, it } from "vitest";
-import { clientLoadMeter } from "../../src/dispatch/client-load.js";
+import { clientLoadMeter } from "../../src/flow/client-load.js";
 
 const busyFor = (ms: number) =>
   new Promise<void>((resolve) => {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { runEngineModel } from "../../bench/lib/engine-model.js";
-import { FlowController, fitLatency } from "../../src/dispatch/flow-control.js";
-import { DEFAULT_RETRY_POLICY, decide, parseRetryAfter, retryDelay } from "../../src/dispatch/retry-policy.js";
+import { parseRetryAfter } from "../../src/backends/retry-after.js";
+import { DEFAULT_RETRY_POLICY, decide, retryDelay } from "../../src/dispatch/retry-policy.js";
+import { FlowController, fitLatency } from "../../src/flow/flow-control.js";
 
 /**
  * A closed-loop model of an engine with `slots` parallel slots: a request in flight when more
