@@ -20,3 +20,4 @@ export const newBatchId = () => `batch_${randomToken()}`;
 export const newRequestId = () => `req_${randomToken()}`;
 export const newClaimRangeId = () => `cr_${randomToken()}`;
 export const newWorkerId = () => `w_${randomToken(12)}`;
+export const newAttemptId = () => `att${randomToken(12)}`;

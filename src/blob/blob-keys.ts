@@ -1,7 +1,10 @@
 /**
  * Blob key layout, in one place:
  *   files/<tenant>/<file id>                    uploaded files
- *   outputs/<tenant>/<batch id>/<kind>.jsonl    a batch's output and error files
+ *   outputs/<tenant>/<batch id>/<attempt>-<kind>.jsonl
+ *                                               a batch's output and error files, per finalize
+ *                                               attempt (a finalizer that lost its lease writes
+ *                                               beside the new owner's files, never over them)
  * The encryption layer derives from a key the object whose data key encrypts the blob: the file,
  * or for outputs, the batch (so deleting the batch shreds its outputs with its request rows).
  */
@@ -9,9 +12,9 @@ import { SluiceError } from "../errors.js";
 
 export const fileBlobKey = (tenantId: string, fileId: string) => `files/${tenantId}/${fileId}`;
 
-export const outputBlobKeys = (tenantId: string, batchId: string) => ({
-  output: `outputs/${tenantId}/${batchId}/output.jsonl`,
-  errors: `outputs/${tenantId}/${batchId}/errors.jsonl`,
+export const outputBlobKeys = (tenantId: string, batchId: string, attempt: string) => ({
+  output: `outputs/${tenantId}/${batchId}/${attempt}-output.jsonl`,
+  errors: `outputs/${tenantId}/${batchId}/${attempt}-errors.jsonl`,
 });
 
 export function dataKeyOwner(blobKey: string): string {

@@ -5,6 +5,11 @@
  * - expire:    in_progress past expires_at → finalizing → expired (unfinished rows: batch_expired)
  * - cancel:    cancelling → cancelled (unfinished rows: batch_cancelled; finished ones delivered)
  * - resume:    finalizing whose finalizer died → finished by another worker
+ *
+ * A job runs with a `JobLease`: its signal fires when a renewal fails or finds the lease taken
+ * (or the worker stops), and the job stops at its next check; every write it makes is fenced on
+ * the lease in the store (store/batch-lease.ts), so a job that lost its lease — paused, partitioned,
+ * or just slow to notice — changes nothing the new owner does.
  */
 import { ingestBatchInput } from "../batch/ingest.js";
 import { type BatchStatus, isTerminal } from "../batch/lifecycle.js";
@@ -12,16 +17,17 @@ import { CANCELLED_ERROR, EXPIRED_ERROR } from "../batch/output-lines.js";
 import type { AppContext } from "../context.js";
 import { SluiceError } from "../errors.js";
 import {
-  acquireBatchOwnership,
-  type BatchRow,
-  deleteBatchRequests,
-  releaseBatchOwnership,
-  transitionBatch,
-} from "../store/batches.js";
+  acquireBatchLease,
+  type BatchLease,
+  LeaseLostError,
+  releaseBatchLease,
+  renewBatchLease,
+} from "../store/batch-lease.js";
+import { type BatchRow, clearBatchRequests, getBatchById, setBatchTotal, transitionBatch } from "../store/batches.js";
 import { getFile } from "../store/files.js";
 import { terminateUnfinished } from "../store/requests/terminate.js";
 import { nowSeconds } from "../store/tenants.js";
-import { finalizeBatch } from "./finalize.js";
+import { finalizeBatch, type JobLease } from "./finalize.js";
 
 export interface JobContext extends AppContext {
   owner: string;
@@ -33,40 +39,54 @@ export interface JobContext extends AppContext {
   outputFiles: boolean;
 }
 
-async function getRow(ctx: JobContext, id: string): Promise<BatchRow | undefined> {
-  return ctx.store.db.selectFrom("batches").selectAll().where("id", "=", id).executeTakeFirst();
-}
+const getRow = (ctx: JobContext, id: string): Promise<BatchRow | undefined> => getBatchById(ctx.store, id);
 
 function emit(ctx: JobContext, b: { id: string; tenant_id: string }, status: BatchStatus) {
   ctx.events.emit("batch.status", { batchId: b.id, tenantId: b.tenant_id, status, at: nowSeconds() });
 }
 
-/** Keeps the batch lease alive while `work` runs. */
+/**
+ * Runs `work` under the batch's lease: taken first (or nothing runs), renewed every third of the
+ * lease; a renewal that fails or finds the lease gone aborts the job's signal at once. A job that
+ * lost its lease ends quietly (its writes were refused); the lease is released at the end.
+ */
 async function underLease<T>(
   ctx: JobContext,
   id: string,
   status: BatchStatus,
-  work: () => Promise<T>,
+  work: (lease: JobLease) => Promise<T>,
 ): Promise<T | undefined> {
-  if (!(await acquireBatchOwnership(ctx.store, id, status, ctx.owner, ctx.batchLeaseMs))) return undefined;
+  const held: BatchLease = { batchId: id, owner: ctx.owner };
+  if (!(await acquireBatchLease(ctx.store, held, status, ctx.batchLeaseMs))) return undefined;
+  const lost = new AbortController();
+  const lease: JobLease = { ...held, signal: AbortSignal.any([ctx.signal, lost.signal]) };
   const timer = setInterval(() => {
-    void acquireBatchOwnership(ctx.store, id, status, ctx.owner, ctx.batchLeaseMs).catch(() => {});
+    renewBatchLease(ctx.store, held, ctx.batchLeaseMs).then(
+      (ok) => {
+        if (!ok) lost.abort(new LeaseLostError(id));
+      },
+      (err: unknown) => lost.abort(new LeaseLostError(id, err)),
+    );
   }, ctx.batchLeaseMs / 3);
   try {
-    return await work();
+    return await work(lease);
+  } catch (err) {
+    if (!(err instanceof LeaseLostError) && !(lost.signal.aborted && lease.signal.reason === err)) throw err;
+    ctx.logger.warn("batch job stopped: its lease was lost", { batchId: id, status });
+    return undefined;
   } finally {
     clearInterval(timer);
     // No-op when the job already cleared the owner; frees the batch at once when it was aborted.
-    await releaseBatchOwnership(ctx.store, id, ctx.owner).catch(() => {});
+    await releaseBatchLease(ctx.store, held).catch(() => {});
   }
 }
 
 export async function validateJob(ctx: JobContext, id: string): Promise<void> {
-  await underLease(ctx, id, "validating", async () => {
+  await underLease(ctx, id, "validating", async (lease) => {
     const batch = await getRow(ctx, id);
     if (batch === undefined || batch.status !== "validating") return;
     // A previous owner may have died mid-ingest: start from a clean slate.
-    await deleteBatchRequests(ctx.store, id);
+    await clearBatchRequests(ctx.store, lease);
     const file = await getFile(ctx.store, batch.tenant_id, batch.input_file_id);
     let result: Awaited<ReturnType<typeof ingestBatchInput>>;
     if (file === undefined) {
@@ -89,7 +109,8 @@ export async function validateJob(ctx: JobContext, id: string): Promise<void> {
           ctx.blobs,
           { tenantId: batch.tenant_id, batchId: id, endpoint: batch.endpoint, blobKey: file.blob_key },
           ctx.limits,
-          ctx.signal,
+          lease.signal,
+          lease,
         );
       } catch (err) {
         if (!(err instanceof SluiceError)) throw err;
@@ -102,26 +123,30 @@ export async function validateJob(ctx: JobContext, id: string): Promise<void> {
     }
     const now = nowSeconds();
     if (result.ok) {
-      const moved = await transitionBatch(ctx.store, id, ["validating"], "in_progress", {
-        in_progress_at: now,
-        total: result.total,
-        model: result.model,
-        owner: null,
-        owner_expires_ms: null,
-      });
+      const fields = { in_progress_at: now, total: result.total, model: result.model };
+      const moved = await transitionBatch(
+        ctx.store,
+        id,
+        ["validating"],
+        "in_progress",
+        { ...fields, owner: null, owner_expires_ms: null },
+        ctx.owner,
+      );
       if (moved) emit(ctx, batch, "in_progress");
-      else await ctx.store.db.updateTable("batches").set({ total: result.total }).where("id", "=", id).execute();
+      else await setBatchTotal(ctx.store, id, result.total, ctx.owner);
       return;
     }
-    await deleteBatchRequests(ctx.store, id);
+    await clearBatchRequests(ctx.store, lease);
     const errors = { object: "list", data: result.errors, total_count: result.errorCount };
     if (
-      await transitionBatch(ctx.store, id, ["validating", "cancelling"], "failed", {
-        failed_at: now,
-        errors: JSON.stringify(errors),
-        owner: null,
-        owner_expires_ms: null,
-      })
+      await transitionBatch(
+        ctx.store,
+        id,
+        ["validating", "cancelling"],
+        "failed",
+        { failed_at: now, errors: JSON.stringify(errors), owner: null, owner_expires_ms: null },
+        ctx.owner,
+      )
     ) {
       emit(ctx, batch, "failed");
     }
@@ -191,20 +216,22 @@ export async function expireJob(ctx: JobContext, id: string): Promise<void> {
 
 /** Finishes a finalizing batch this worker owns (or whose owner's lease expired). */
 export async function finalizeOwned(ctx: JobContext, id: string): Promise<void> {
-  await underLease(ctx, id, "finalizing", async () => {
+  await underLease(ctx, id, "finalizing", async (lease) => {
     const batch = await getRow(ctx, id);
     if (batch === undefined || batch.status !== "finalizing") return;
-    if (batch.end_status === "expired") await terminateUnfinished(ctx.store, id, "expired", EXPIRED_ERROR);
-    await finalizeBatch(ctx, batch, ctx.owner, "finalizing", { files: ctx.outputFiles });
+    if (batch.end_status === "expired") await terminateUnfinished(ctx.store, lease, "expired", EXPIRED_ERROR);
+    lease.signal.throwIfAborted();
+    await finalizeBatch(ctx, batch, lease, "finalizing", { files: ctx.outputFiles });
   });
 }
 
 export async function cancelJob(ctx: JobContext, id: string): Promise<void> {
-  await underLease(ctx, id, "cancelling", async () => {
+  await underLease(ctx, id, "cancelling", async (lease) => {
     const batch = await getRow(ctx, id);
     if (batch === undefined || batch.status !== "cancelling") return;
-    await terminateUnfinished(ctx.store, id, "cancelled", CANCELLED_ERROR);
-    await finalizeBatch(ctx, { ...batch, end_status: "cancelled" }, ctx.owner, "cancelling", {
+    await terminateUnfinished(ctx.store, lease, "cancelled", CANCELLED_ERROR);
+    lease.signal.throwIfAborted();
+    await finalizeBatch(ctx, { ...batch, end_status: "cancelled" }, lease, "cancelling", {
       files: ctx.outputFiles,
     });
   });

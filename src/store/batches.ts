@@ -1,5 +1,6 @@
 /** Batch rows: creation, reads, listing and compare-and-set status transitions. Tenant-scoped. */
 import { sql, type Updateable } from "kysely";
+import { type BatchLease, withinLease } from "./batch-lease.js";
 import type { BatchStatus } from "./batch-status.js";
 import type { BatchTable } from "./schema.js";
 import type { Store } from "./store.js";
@@ -82,9 +83,15 @@ export async function listBatches(
   return query.orderBy("created_at", "desc").orderBy("id", "desc").limit(q.limit).execute();
 }
 
+/** A batch by id, whatever its tenant (workers only). */
+export async function getBatchById(store: Store, id: string): Promise<BatchRow | undefined> {
+  return store.db.selectFrom("batches").selectAll().where("id", "=", id).executeTakeFirst();
+}
+
 /**
  * Moves a batch from one of `from` to `to` atomically, setting `fields` too. Returns false when the
- * batch was not in one of `from` (someone else moved it first): callers treat that as a lost race.
+ * batch was not in one of `from` (someone else moved it first), or, with `owner`, when that worker
+ * no longer holds the batch's lease: callers treat either as a lost race.
  */
 export async function transitionBatch(
   store: Store,
@@ -92,14 +99,21 @@ export async function transitionBatch(
   from: readonly BatchStatus[],
   to: BatchStatus,
   fields: Updateable<BatchTable> = {},
+  owner?: string,
 ): Promise<boolean> {
-  const res = await store.db
+  let q = store.db
     .updateTable("batches")
     .set({ ...fields, status: to })
     .where("id", "=", id)
-    .where("status", "in", from)
-    .executeTakeFirst();
+    .where("status", "in", from);
+  if (owner !== undefined) q = q.where("owner", "=", owner);
+  const res = await q.executeTakeFirst();
   return Number(res.numUpdatedRows) > 0;
+}
+
+/** Sets the counted total of a batch whose lease `owner` holds (validation that lost its race). */
+export async function setBatchTotal(store: Store, id: string, total: number, owner: string): Promise<void> {
+  await store.db.updateTable("batches").set({ total }).where("id", "=", id).where("owner", "=", owner).execute();
 }
 
 /** Batch ids in the given statuses, oldest first (used by workers; not tenant-scoped on purpose). */
@@ -122,37 +136,12 @@ export async function batchesInStatus(
     .execute();
 }
 
-/**
- * Takes the batch-level lease (for validation or finalization) when it is free or expired.
- * A worker that dies mid-job loses the lease when it expires and another worker redoes the job.
- */
-export async function acquireBatchOwnership(
-  store: Store,
-  id: string,
-  status: BatchStatus,
-  owner: string,
-  leaseMs: number,
-  nowMs = Date.now(),
-): Promise<boolean> {
-  const res = await store.db
-    .updateTable("batches")
-    .set({ owner, owner_expires_ms: nowMs + leaseMs })
-    .where("id", "=", id)
-    .where("status", "=", status)
-    .where((eb) => eb.or([eb("owner", "is", null), eb("owner_expires_ms", "<", nowMs), eb("owner", "=", owner)]))
-    .executeTakeFirst();
-  return Number(res.numUpdatedRows) > 0;
+/** Deletes every request row of a batch being validated, in a transaction fenced on its lease. */
+export async function clearBatchRequests(store: Store, lease: BatchLease): Promise<void> {
+  await withinLease(store, lease, (tx) => tx.db.deleteFrom("requests").where("batch_id", "=", lease.batchId).execute());
 }
 
-export async function releaseBatchOwnership(store: Store, id: string, owner: string): Promise<void> {
-  await store.db
-    .updateTable("batches")
-    .set({ owner: null, owner_expires_ms: null })
-    .where("id", "=", id)
-    .where("owner", "=", owner)
-    .execute();
-}
-
+/** Deletes the request rows of an ended batch (results past their retention). */
 export async function deleteBatchRequests(store: Store, batchId: string): Promise<void> {
   await store.db.deleteFrom("requests").where("batch_id", "=", batchId).execute();
 }

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dataKeyOwner, outputBlobKeys } from "../../src/blob/blob-keys.js";
 import { EncryptedBlobStore } from "../../src/blob/encrypted-blob-store.js";
 import { LocalBlobStore } from "../../src/blob/local-blob-store.js";
+import { createDataKeys } from "../../src/crypto/data-keys.js";
 import { parseMasterKeys } from "../../src/crypto/master-keys.js";
 import { openStore, type Store } from "../../src/store/store.js";
 
@@ -19,7 +20,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "sluice-enc-"));
   store = await openStore(
     { kind: "sqlite", path: join(dir, "sluice.db") },
-    { masterKeys: parseMasterKeys(randomBytes(32).toString("base64"), "test") },
+    { dataKeys: (rows) => createDataKeys(rows, parseMasterKeys(randomBytes(32).toString("base64"), "test")) },
   );
   blobs = new EncryptedBlobStore(new LocalBlobStore(join(dir, "blobs")), store.dataKeys);
 });
@@ -37,7 +38,7 @@ const readAll = async (s: Readable) => {
 describe("encrypted blob store", () => {
   it("maps blob keys to the file or batch whose data key encrypts them", () => {
     expect(dataKeyOwner("files/default/file-abc")).toBe("file-abc");
-    expect(dataKeyOwner(outputBlobKeys("ten_1", "batch_x").errors)).toBe("batch_x");
+    expect(dataKeyOwner(outputBlobKeys("ten_1", "batch_x", "att1").errors)).toBe("batch_x");
     expect(() => dataKeyOwner("elsewhere/x")).toThrow(/names no file or batch/);
   });
 

@@ -1,16 +1,17 @@
 import { describe, expect, it } from "vitest";
+import { acquireBatchLease, LeaseLostError, releaseBatchLease, renewBatchLease } from "../../src/store/batch-lease.js";
 import {
-  acquireBatchOwnership,
   type BatchRow,
   batchesInStatus,
+  clearBatchRequests,
   deleteBatchRequests,
   getBatch,
   insertBatch,
   listBatches,
-  releaseBatchOwnership,
   transitionBatch,
 } from "../../src/store/batches.js";
 import { insertRequestChunk } from "../../src/store/requests/insert.js";
+import { terminateUnfinished } from "../../src/store/requests/terminate.js";
 import { testBatch } from "../helpers/rows.js";
 import { STORES, useFreshStore } from "../helpers/stores.js";
 
@@ -59,14 +60,17 @@ describe.each(STORES)("batches on $name", (kind) => {
   it("hands the batch lease to one owner at a time until it expires", async () => {
     await insertBatch(t.store, batch("batch_o"));
     const now = 1_000_000;
-    expect(await acquireBatchOwnership(t.store, "batch_o", "validating", "w1", 1000, now)).toBe(true);
-    expect(await acquireBatchOwnership(t.store, "batch_o", "validating", "w2", 1000, now + 10)).toBe(false);
-    expect(await acquireBatchOwnership(t.store, "batch_o", "validating", "w1", 1000, now + 10)).toBe(true);
-    expect(await acquireBatchOwnership(t.store, "batch_o", "finalizing", "w2", 1000, now + 5000)).toBe(false);
-    expect(await acquireBatchOwnership(t.store, "batch_o", "validating", "w2", 1000, now + 5000)).toBe(true);
-    await releaseBatchOwnership(t.store, "batch_o", "w1"); // not the owner: no effect
+    const w1 = { batchId: "batch_o", owner: "w1" };
+    const w2 = { batchId: "batch_o", owner: "w2" };
+    expect(await acquireBatchLease(t.store, w1, "validating", 1000, now)).toBe(true);
+    expect(await acquireBatchLease(t.store, w2, "validating", 1000, now + 10)).toBe(false);
+    expect(await acquireBatchLease(t.store, w1, "validating", 1000, now + 10)).toBe(true);
+    expect(await acquireBatchLease(t.store, w2, "finalizing", 1000, now + 5000)).toBe(false);
+    expect(await acquireBatchLease(t.store, w2, "validating", 1000, now + 5000)).toBe(true);
+    expect(await renewBatchLease(t.store, w1, 1000, now + 5000)).toBe(false); // taken: w1 must stop
+    await releaseBatchLease(t.store, w1); // not the owner: no effect
     expect((await getBatch(t.store, "t1", "batch_o"))?.owner).toBe("w2");
-    await releaseBatchOwnership(t.store, "batch_o", "w2");
+    await releaseBatchLease(t.store, w2);
     expect(await getBatch(t.store, "t1", "batch_o")).toMatchObject({ owner: null, owner_expires_ms: null });
   });
 
@@ -87,5 +91,41 @@ describe.each(STORES)("batches on $name", (kind) => {
     await deleteBatchRequests(t.store, "batch_d");
     const left = await t.store.db.selectFrom("requests").select("line").where("batch_id", "=", "batch_d").execute();
     expect(left).toEqual([]);
+  });
+
+  it("refuses every lease-fenced write of a worker whose lease another took, and writes nothing", async () => {
+    await insertBatch(t.store, batch("batch_f"));
+    const row = (line: number) => ({
+      tenant_id: "t1",
+      batch_id: "batch_f",
+      line,
+      custom_id: `c${line}`,
+      model: "m",
+      body: "{}",
+      status: "pending" as const,
+      prefix_key: null,
+    });
+    const w1 = { batchId: "batch_f", owner: "w1" };
+    const w2 = { batchId: "batch_f", owner: "w2" };
+    expect(await acquireBatchLease(t.store, w1, "validating", 1000, 1_000)).toBe(true);
+    await insertRequestChunk(t.store, [row(1)], w1);
+    // w1 pauses past its lease; w2 takes over.
+    expect(await acquireBatchLease(t.store, w2, "validating", 60_000, 5_000)).toBe(true);
+    await expect(insertRequestChunk(t.store, [row(2)], w1)).rejects.toBeInstanceOf(LeaseLostError);
+    await expect(clearBatchRequests(t.store, w1)).rejects.toBeInstanceOf(LeaseLostError);
+    await expect(
+      terminateUnfinished(t.store, w1, "cancelled", { code: "batch_cancelled", message: "x" }),
+    ).rejects.toBeInstanceOf(LeaseLostError);
+    expect(await transitionBatch(t.store, "batch_f", ["validating"], "in_progress", {}, "w1")).toBe(false);
+    const rows = await t.store.db
+      .selectFrom("requests")
+      .select(["line", "status"])
+      .where("batch_id", "=", "batch_f")
+      .execute();
+    expect(rows).toEqual([{ line: 1, status: "pending" }]);
+    expect((await getBatch(t.store, "t1", "batch_f"))?.status).toBe("validating");
+    // The new owner's writes go through.
+    await insertRequestChunk(t.store, [row(2)], w2);
+    expect(await transitionBatch(t.store, "batch_f", ["validating"], "in_progress", {}, "w2")).toBe(true);
   });
 });

@@ -1,19 +1,22 @@
 /**
  * Terminate: every unfinished row of a batch (pending, or running under anyone's lease) becomes
  * `cancelled` or `expired` with an error, and the batch's failed counter moves with them in the
- * same transaction. In-flight completions for those rows are then fenced out by checkpoint.
+ * same transaction, fenced on the batch's lease (the job doing it must still hold it). In-flight
+ * completions for those rows are then fenced out by checkpoint.
  */
 import { sql } from "kysely";
+import { type BatchLease, withinLease } from "../batch-lease.js";
 import type { Store } from "../store.js";
 
 export async function terminateUnfinished(
   store: Store,
-  batchId: string,
+  lease: BatchLease,
   status: "cancelled" | "expired",
   error: { code: string; message: string },
   nowMs = Date.now(),
 ): Promise<number> {
-  return store.db.transaction().execute(async (trx) => {
+  const { batchId } = lease;
+  return withinLease(store, lease, async ({ db: trx }) => {
     const res = await trx
       .updateTable("requests")
       .set({ status, lease_owner: null, lease_expires_ms: null, error: JSON.stringify(error), finished_ms: nowMs })
