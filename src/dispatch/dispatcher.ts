@@ -20,7 +20,6 @@ import type { FlowController } from "../flow/flow-control.js";
 import type { Logger } from "../logger.js";
 import type { ClaimedRequest, ClaimSource, RowKey } from "../store/claims/claim-source.js";
 import type { Outcome } from "../store/requests/checkpoint.js";
-import type { Checkpointer } from "./checkpointer.js";
 import { decide, type RetryPolicy } from "./retry-policy.js";
 import type { SchedulableBatch, Scheduler } from "./scheduler.js";
 
@@ -49,11 +48,16 @@ interface InFlight {
   abortedFor?: "shutdown" | "batch";
 }
 
+/** Where outcomes go: the group-commit checkpointer (./checkpointer.ts). */
+export interface OutcomeSink {
+  add(outcome: Outcome): void;
+}
+
 export interface DispatcherParts {
   router: Router;
   scheduler: Scheduler;
   claims: ClaimSource;
-  checkpointer: Checkpointer;
+  checkpointer: OutcomeSink;
   logger: Logger;
 }
 
@@ -61,7 +65,7 @@ export class Dispatcher {
   readonly #router: Router;
   readonly #scheduler: Scheduler;
   readonly #claims: ClaimSource;
-  readonly #checkpointer: Checkpointer;
+  readonly #checkpointer: OutcomeSink;
   readonly #logger: Logger;
   readonly #o: DispatcherOptions;
   readonly #queues = new Map<BackendPool, Work[]>();
