@@ -1,5 +1,5 @@
 import { toFile } from "openai";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { expectedContent, type FakeBackend, startFakeBackend } from "../helpers/fake-backend.js";
 import { chatLine, startSluice, type TestServer, waitForStatus } from "../helpers/server.js";
 
@@ -210,8 +210,8 @@ describe("execution engine", () => {
       ["s1", "batch_cancelled"],
       ["s2", "batch_cancelled"],
     ]);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(fake.inFlight()).toBe(0);
+    // The aborted calls' connections close: wait for the engine to see it, not for a fixed time.
+    await vi.waitFor(() => expect(fake?.inFlight()).toBe(0), { timeout: 10_000 });
   });
 
   it("expires at the end of the completion window, delivering finished results", async () => {

@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { BackendResult } from "../../src/backends/backend.js";
 import { OpenAiHttpBackend } from "../../src/backends/openai-http.js";
 
@@ -97,10 +97,11 @@ describe("OpenAiHttpBackend", () => {
     void Promise.all(b).then(() => {
       bSettled = true;
     });
-    await new Promise((r) => setTimeout(r, 100));
+    await vi.waitFor(() => expect(hung.size).toBe(8)); // every call reached the engine
     batchA.abort();
     const results: BackendResult[] = await Promise.all(a);
     for (const r of results) expect(r).toMatchObject({ kind: "failure", code: "aborted", retryable: true });
+    // A negative: B's calls must stay pending while A's were aborted (a short window to notice).
     await new Promise((r) => setTimeout(r, 100));
     expect(bSettled).toBe(false);
     batchB.abort();

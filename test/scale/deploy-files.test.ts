@@ -181,6 +181,11 @@ describe("Kubernetes manifests (deploy/k8s)", () => {
   });
 });
 
+const dockerCompose = await promisify(execFile)("docker", ["compose", "version"]).then(
+  () => true,
+  () => false,
+);
+
 describe("docker compose file (deploy/docker-compose.yml)", () => {
   const path = join(DEPLOY, "docker-compose.yml");
   const compose = yamlDocs(path)[0] as Obj;
@@ -218,9 +223,8 @@ describe("docker compose file (deploy/docker-compose.yml)", () => {
     }
   });
 
-  it("passes `docker compose config` when a docker CLI is installed", async () => {
-    const docker = await promisify(execFile)("docker", ["compose", "version"]).catch(() => undefined);
-    if (docker === undefined) return; // No docker CLI here: the structural checks above stand in.
+  // Without a docker CLI the test is reported as skipped (the structural checks above stand in).
+  it.skipIf(!dockerCompose)("passes `docker compose config` (needs a docker CLI)", async () => {
     await promisify(execFile)("docker", ["compose", "-f", path, "config", "-q"], { cwd: DEPLOY });
   });
 });
