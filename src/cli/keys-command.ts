@@ -9,6 +9,7 @@ import { rewrapDataKeys } from "../crypto/data-keys.js";
 import { SluiceError } from "../errors.js";
 import { getApiKey, listApiKeys, revokeApiKey } from "../store/api-keys.js";
 import { recordAudit } from "../store/audit.js";
+import { dataKeyRows } from "../store/data-keys.js";
 import { createApiKey, ensureTenant, findTenantByName, TENANT_NAME } from "../store/tenants.js";
 import { addCommonOptions, type CommonCliFlags } from "./options.js";
 import { withStore } from "./store-access.js";
@@ -102,7 +103,7 @@ export function registerKeysCommand(program: Command): void {
       if (common.masterKeys === undefined) {
         throw new SluiceError("no_master_key", "Set SLUICE_MASTER_KEY or SLUICE_MASTER_KEY_FILE first.");
       }
-      const n = await rewrapDataKeys(store.db, common.masterKeys);
+      const n = await rewrapDataKeys(dataKeyRows(store), common.masterKeys);
       process.stdout.write(`Re-wrapped ${n} data keys with master key '${common.masterKeys.current.id}'.\n`);
     });
   });

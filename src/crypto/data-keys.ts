@@ -6,60 +6,35 @@
  * for a few minutes so the hot paths (claim, checkpoint) do not query the store per row.
  */
 import { randomBytes } from "node:crypto";
-import type { Kysely } from "kysely";
-import {
-  deleteDataKeyRows,
-  getDataKeyRow,
-  insertDataKeyRow,
-  listDataKeysNotWrappedBy,
-  rewrapDataKeyRow,
-} from "../store/data-keys.js";
-import type { Database } from "../store/schema.js";
+import { type DataKeyRows, type DataKeys, plaintextDataKeys } from "../store/data-keys.js";
 import type { MasterKeyring } from "./master-keys.js";
 
-export interface DataKeys {
-  /** False without a master key: data is stored in plaintext. */
-  readonly enabled: boolean;
-  /** The data key of a file or batch, created on first use; null when encryption is off. */
-  get(ownerId: string): Promise<Buffer | null>;
-  /** Destroys the data keys of these objects (crypto-shredding). */
-  destroy(...ownerIds: string[]): Promise<void>;
-}
+export { type DataKeys, plaintextDataKeys } from "../store/data-keys.js";
 
 const CACHE_MAX = 4096;
 const CACHE_TTL_MS = 5 * 60_000;
 
-export const plaintextDataKeys: DataKeys = {
-  enabled: false,
-  get: async () => null,
-  destroy: async () => {},
-};
-
 /**
- * `afterShred` runs after keys were deleted (the store's `caps.afterShred`): deleting the row is
- * not enough while the engine keeps older copies of it (SQLite's WAL, free pages).
+ * The data keys over the store's `data_keys` rows (`dataKeyRows(store)`), wrapped by `ring`;
+ * plaintext without one. Handed to `openStore` as `{ dataKeys: (rows) => createDataKeys(rows, ring) }`.
  */
-export function createDataKeys(
-  db: Kysely<Database>,
-  ring: MasterKeyring | undefined,
-  afterShred: () => Promise<void> = async () => {},
-): DataKeys {
+export function createDataKeys(rows: DataKeyRows, ring: MasterKeyring | undefined): DataKeys {
   if (ring === undefined) return plaintextDataKeys;
   const keyring = ring;
   const cache = new Map<string, { key: Buffer; at: number }>();
   const loading = new Map<string, Promise<Buffer>>();
 
   async function load(ownerId: string): Promise<Buffer> {
-    let row = await getDataKeyRow(db, ownerId);
+    let row = await rows.get(ownerId);
     if (row === undefined) {
       const fresh = keyring.wrap(ownerId, randomBytes(32));
-      await insertDataKeyRow(db, {
+      await rows.insert({
         id: ownerId,
         master_key_id: fresh.masterKeyId,
         wrapped: fresh.wrapped,
         created_at: Math.floor(Date.now() / 1000),
       });
-      row = await getDataKeyRow(db, ownerId);
+      row = await rows.get(ownerId);
       if (row === undefined) throw new Error(`data key of ${ownerId} vanished while being created`);
     }
     return keyring.unwrap(ownerId, row.master_key_id, row.wrapped);
@@ -83,22 +58,21 @@ export function createDataKeys(
     },
     async destroy(...ownerIds) {
       for (const id of ownerIds) cache.delete(id);
-      await deleteDataKeyRows(db, ownerIds);
-      await afterShred();
+      await rows.shred(ownerIds);
     },
   };
 }
 
 /** Re-wraps every data key with the current master key, so older master keys can be retired. */
-export async function rewrapDataKeys(db: Kysely<Database>, ring: MasterKeyring): Promise<number> {
+export async function rewrapDataKeys(rows: DataKeyRows, ring: MasterKeyring): Promise<number> {
   let done = 0;
   for (;;) {
-    const rows = await listDataKeysNotWrappedBy(db, ring.current.id, 500);
-    if (rows.length === 0) return done;
-    for (const row of rows) {
+    const page = await rows.listNotWrappedBy(ring.current.id, 500);
+    if (page.length === 0) return done;
+    for (const row of page) {
       const key = ring.unwrap(row.id, row.master_key_id, row.wrapped);
       const to = ring.wrap(row.id, key);
-      if (await rewrapDataKeyRow(db, row.id, { masterKeyId: row.master_key_id, wrapped: row.wrapped }, to)) done++;
+      if (await rows.rewrap(row.id, { masterKeyId: row.master_key_id, wrapped: row.wrapped }, to)) done++;
     }
   }
 }

@@ -3,8 +3,7 @@
  * Store and expose domain operations; no driver or transaction type leaks past this folder.
  */
 import type { Kysely } from "kysely";
-import { createDataKeys, type DataKeys } from "../crypto/data-keys.js";
-import type { MasterKeyring } from "../crypto/master-keys.js";
+import { type DataKeyRows, type DataKeys, dataKeyRows, plaintextDataKeys } from "./data-keys.js";
 import type { DialectCapabilities } from "./dialect.js";
 import { migrateToLatest } from "./migrator.js";
 import type { Database } from "./schema.js";
@@ -33,8 +32,11 @@ export type StoreLocation =
   | { kind: "postgres"; url: string; poolSize?: number | undefined };
 
 export interface StoreOptions {
-  /** Master keys wrapping the data keys; absent = data stored in plaintext. */
-  masterKeys?: MasterKeyring | undefined;
+  /**
+   * Makes the store's data keys from its `data_keys` rows: `(rows) => createDataKeys(rows, ring)`
+   * (src/crypto/data-keys.ts) with a master keyring; absent = data stored in plaintext.
+   */
+  dataKeys?: ((rows: DataKeyRows) => DataKeys) | undefined;
 }
 
 export async function openStore(location: StoreLocation, options: StoreOptions = {}): Promise<Store> {
@@ -51,7 +53,7 @@ export async function openStore(location: StoreLocation, options: StoreOptions =
   const store: Store = {
     db,
     caps,
-    dataKeys: createDataKeys(db, options.masterKeys, () => caps.afterShred()),
+    dataKeys: options.dataKeys?.(dataKeyRows({ db, caps })) ?? plaintextDataKeys,
     async close() {
       if (closed) return;
       closed = true;

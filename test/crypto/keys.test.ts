@@ -6,6 +6,7 @@ import { MasterKeyring, masterKeysFromEnv, parseMasterKeys } from "../../src/cry
 import { rowCipher } from "../../src/crypto/row-cipher.js";
 import { leaseFence } from "../../src/store/claims/claim-source.js";
 import { claimRequests } from "../../src/store/claims/leased-claim.js";
+import { dataKeyRows } from "../../src/store/data-keys.js";
 import { checkpoint } from "../../src/store/requests/checkpoint.js";
 import { insertRequestChunk } from "../../src/store/requests/insert.js";
 import { readFinishedPage } from "../../src/store/requests/read.js";
@@ -55,11 +56,11 @@ describe.each(STORES)("data keys on $name", (kind) => {
 
   it("creates one key per owner, stores it only wrapped, and shreds it on destroy", async () => {
     const ring = parseMasterKeys(`first:${b64()}`, "test");
-    const keys = createDataKeys(t.store.db, ring);
+    const keys = createDataKeys(dataKeyRows(t.store), ring);
     const [a, a2] = await Promise.all([keys.get("batch_a"), keys.get("batch_a")]);
     expect(a?.equals(a2 as Buffer)).toBe(true);
     // Another process (no cache) sees the same key.
-    const again = await createDataKeys(t.store.db, ring).get("batch_a");
+    const again = await createDataKeys(dataKeyRows(t.store), ring).get("batch_a");
     expect(again?.equals(a as Buffer)).toBe(true);
     const row = await t.store.db
       .selectFrom("data_keys")
@@ -70,25 +71,28 @@ describe.each(STORES)("data keys on $name", (kind) => {
     expect(Buffer.from(row.wrapped, "base64").includes(a as Buffer)).toBe(false);
 
     await keys.destroy("batch_a");
-    const fresh = await createDataKeys(t.store.db, ring).get("batch_a");
+    const fresh = await createDataKeys(dataKeyRows(t.store), ring).get("batch_a");
     expect(fresh?.equals(a as Buffer)).toBe(false);
     await keys.destroy("batch_a");
   });
 
   it("re-wraps every data key with the newest master key", async () => {
     const k1 = `k1:${b64()}`;
-    const old = createDataKeys(t.store.db, parseMasterKeys(k1, "t"));
+    const old = createDataKeys(dataKeyRows(t.store), parseMasterKeys(k1, "t"));
     const d1 = await old.get("file-r1");
     const d2 = await old.get("file-r2");
     const ring = parseMasterKeys(`${k1}\nk2:${b64()}`, "t");
-    expect(await rewrapDataKeys(t.store.db, ring)).toBeGreaterThanOrEqual(2);
-    const onlyNew = createDataKeys(t.store.db, parseMasterKeys(`k2:${ring.current.key.toString("base64")}`, "t"));
+    expect(await rewrapDataKeys(dataKeyRows(t.store), ring)).toBeGreaterThanOrEqual(2);
+    const onlyNew = createDataKeys(
+      dataKeyRows(t.store),
+      parseMasterKeys(`k2:${ring.current.key.toString("base64")}`, "t"),
+    );
     expect((await onlyNew.get("file-r1"))?.equals(d1 as Buffer)).toBe(true);
     expect((await onlyNew.get("file-r2"))?.equals(d2 as Buffer)).toBe(true);
   });
 
   it("row cipher: seals, opens, passes plaintext through, and rejects moved values", async () => {
-    const store = { dataKeys: createDataKeys(t.store.db, parseMasterKeys(b64(), "t")) };
+    const store = { dataKeys: createDataKeys(dataKeyRows(t.store), parseMasterKeys(b64(), "t")) };
     const c = await rowCipher(store, "batch_rows");
     const sealed = c.seal("body", 1, '{"secret":"marker"}');
     expect(sealed).toMatch(/^enc1:/);
@@ -100,13 +104,13 @@ describe.each(STORES)("data keys on $name", (kind) => {
     expect(() => c.open("result", 1, sealed)).toThrow(/cannot be decrypted/);
     const other = await rowCipher(store, "batch_other");
     expect(() => other.open("body", 1, sealed)).toThrow(/cannot be decrypted/);
-    const plain = await rowCipher({ dataKeys: createDataKeys(t.store.db, undefined) }, "batch_rows");
+    const plain = await rowCipher({ dataKeys: createDataKeys(dataKeyRows(t.store), undefined) }, "batch_rows");
     expect(plain.seal("body", 1, "x")).toBe("x");
     expect(() => plain.open("body", 1, sealed)).toThrow(/no master key/);
   });
 
   it("stores prompts and results sealed through insert, claim, checkpoint and read", async () => {
-    const store = { ...t.store, dataKeys: createDataKeys(t.store.db, parseMasterKeys(b64(), "t")) };
+    const store = { ...t.store, dataKeys: createDataKeys(dataKeyRows(t.store), parseMasterKeys(b64(), "t")) };
     const batchId = "batch_sealed_rows";
     const c = await rowCipher(store, batchId);
     const rows = [1, 2, 3].map((line) => ({
