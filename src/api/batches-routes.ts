@@ -9,7 +9,7 @@ import { notFound } from "../errors.js";
 import { recordAudit } from "../store/audit.js";
 import { getBatch, listBatches } from "../store/batches.js";
 import { access } from "./auth.js";
-import { batchObject, listObject } from "./serializers.js";
+import { batchView, listObject } from "./serializers.js";
 import { parseBody, parseId, parseQuery } from "./validation.js";
 
 const metadataSchema = z
@@ -44,14 +44,14 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: AppContext): void
       outputExpiresSeconds: body.output_expires_after?.seconds,
     });
     await recordAudit(ctx.store, { tenantId, keyId, action: "batch.create", target: row.id });
-    return batchObject(row);
+    return batchView(ctx.store, row);
   });
 
   app.get("/v1/batches/:id", access("tenant"), async (request) => {
     const id = parseId("batch", request.params);
     const row = await getBatch(ctx.store, request.principal.tenantId, id);
     if (row === undefined) throw notFound("batch", id);
-    return batchObject(row);
+    return batchView(ctx.store, row);
   });
 
   app.post("/v1/batches/:id/cancel", access("tenant"), async (request) => {
@@ -59,7 +59,7 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: AppContext): void
     const id = parseId("batch", request.params);
     const row = await cancelBatch(ctx, tenantId, id);
     await recordAudit(ctx.store, { tenantId, keyId, action: "batch.cancel", target: id });
-    return batchObject(row);
+    return batchView(ctx.store, row);
   });
 
   app.delete("/v1/batches/:id", access("tenant"), async (request) => {
@@ -77,6 +77,7 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: AppContext): void
       limit: q.limit + 1,
       after: q.after,
     });
-    return listObject(rows.slice(0, q.limit).map(batchObject), rows.length > q.limit);
+    const page = await Promise.all(rows.slice(0, q.limit).map((b) => batchView(ctx.store, b)));
+    return listObject(page, rows.length > q.limit);
   });
 }

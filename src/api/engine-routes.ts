@@ -18,7 +18,7 @@ import { isKeyActive } from "../store/api-keys.js";
 import { recordAudit } from "../store/audit.js";
 import { getBatch } from "../store/batches.js";
 import { access } from "./auth.js";
-import { batchObject } from "./serializers.js";
+import { batchView } from "./serializers.js";
 import { parseId, parseQuery } from "./validation.js";
 
 /** How often an open event stream re-checks that its key is still active. */
@@ -74,7 +74,7 @@ export function registerEngineRoutes(app: FastifyInstance, ctx: AppContext): voi
       }
       const row = await getBatch(ctx.store, tenantId, first.id);
       if (row === undefined) break;
-      const obj = batchObject(row);
+      const obj = await batchView(ctx.store, row);
       const key = `${obj.status}:${obj.request_counts.completed}:${obj.request_counts.failed}:${obj.request_counts.total}`;
       if (key !== last) {
         last = key;

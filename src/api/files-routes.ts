@@ -5,6 +5,7 @@ import { z } from "zod";
 import { fileBlobKey } from "../blob/blob-keys.js";
 import { isInputUrl, openInput } from "../blob/input-source.js";
 import type { AppContext } from "../context.js";
+import { openObjectField, sealObjectField } from "../crypto/object-fields.js";
 import { invalidRequest, notFound, unsupportedMediaType } from "../errors.js";
 import { newFileId } from "../ids.js";
 import { recordAudit } from "../store/audit.js";
@@ -13,7 +14,7 @@ import { nowSeconds } from "../store/tenants.js";
 import { tenantLimits } from "../tenancy/tenant-limits.js";
 import { access } from "./auth.js";
 import { receiveUpload } from "./multipart-upload.js";
-import { fileObject, listObject } from "./serializers.js";
+import { fileObject, fileView, listObject } from "./serializers.js";
 import { parseId, parseQuery } from "./validation.js";
 
 const UPLOAD_PURPOSES = ["batch", "user_data", "fine-tune", "assistants", "vision", "evals"] as const;
@@ -57,7 +58,8 @@ export function registerFileRoutes(app: FastifyInstance, ctx: AppContext): void 
         line_count: upload.lines,
         token_estimate: upload.tokens,
       };
-      await insertFile(ctx.store, row);
+      // The name is user data: stored sealed under the file's data key, answered in plaintext.
+      await insertFile(ctx.store, { ...row, filename: await sealObjectField(ctx.store, id, "filename", row.filename) });
       return reply.send(fileObject(row));
     } catch (err) {
       await ctx.blobs.delete(blobKey).catch(() => {});
@@ -71,14 +73,15 @@ export function registerFileRoutes(app: FastifyInstance, ctx: AppContext): void 
     const q = parseQuery(listQuery, request.query);
     const rows = await listFiles(ctx.store, { tenantId: request.principal.tenantId, ...q, limit: q.limit + 1 });
     const hasMore = rows.length > q.limit;
-    return listObject(rows.slice(0, q.limit).map(fileObject), hasMore);
+    const page = await Promise.all(rows.slice(0, q.limit).map((f) => fileView(ctx.store, f)));
+    return listObject(page, hasMore);
   });
 
   app.get("/v1/files/:id", access("tenant"), async (request) => {
     const id = parseId("file", request.params);
     const row = await getFile(ctx.store, request.principal.tenantId, id);
     if (row === undefined) throw notFound("file", id);
-    return fileObject(row);
+    return fileView(ctx.store, row);
   });
 
   app.delete("/v1/files/:id", access("tenant"), async (request) => {
@@ -105,7 +108,7 @@ export function registerFileRoutes(app: FastifyInstance, ctx: AppContext): void 
     return reply
       .header("content-type", "application/octet-stream")
       .header("content-length", String(row.bytes))
-      .header("content-disposition", contentDisposition(row.filename))
+      .header("content-disposition", contentDisposition(await openObjectField(ctx.store, id, "filename", row.filename)))
       .send(stream);
   });
 }

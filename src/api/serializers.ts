@@ -1,7 +1,20 @@
 /** Store rows → OpenAI object shapes (File, Batch, list envelopes). */
+import type { DataKeys } from "../crypto/data-keys.js";
+import { metadataKeyOwner, openObjectField } from "../crypto/object-fields.js";
 import type { BatchRow } from "../store/batches.js";
 import type { FileRow } from "../store/files.js";
 
+/** The File object of a stored row, its name opened (sealed under the file's data key). */
+export async function fileView(store: { dataKeys: DataKeys }, f: FileRow) {
+  return fileObject({ ...f, filename: await openObjectField(store, f.id, "filename", f.filename) });
+}
+
+/** The Batch object of a stored row, its metadata opened (sealed under its own data key). */
+export async function batchView(store: { dataKeys: DataKeys }, b: BatchRow) {
+  return batchObject({ ...b, metadata: await openObjectField(store, metadataKeyOwner(b.id), "metadata", b.metadata) });
+}
+
+/** A row with plaintext fields (use fileView for a stored row). */
 export function fileObject(f: FileRow) {
   return {
     id: f.id,
@@ -18,6 +31,7 @@ export function fileObject(f: FileRow) {
 
 const n = (v: number | null) => (v === null ? null : Number(v));
 
+/** A row with plaintext metadata (use batchView for a stored row). */
 export function batchObject(b: BatchRow) {
   const input = Number(b.input_tokens);
   const output = Number(b.output_tokens);

@@ -3,6 +3,7 @@
 import { isInputUrl } from "../blob/input-source.js";
 import { InputUrlError, inputUrlAllowed } from "../blob/input-url.js";
 import type { AppContext } from "../context.js";
+import { metadataKeyOwner, sealObjectField } from "../crypto/object-fields.js";
 import { conflict, invalidRequest, notFound } from "../errors.js";
 import { newBatchId, newFileId } from "../ids.js";
 import { type BatchRow, getBatch, newBatchRow, transitionBatch } from "../store/batches.js";
@@ -40,9 +41,11 @@ export async function createBatch(ctx: AppContext, input: CreateBatchInput): Pro
   const limits = await tenantLimits(ctx.store, input.tenantId, ctx.limits);
   checkInputFile(file, limits);
   const created = nowSeconds();
+  const id = newBatchId();
+  const metadata = input.metadata ? JSON.stringify(input.metadata) : null;
   const row = newBatchRow(
     {
-      id: newBatchId(),
+      id,
       tenant_id: input.tenantId,
       endpoint: input.endpoint,
       input_file_id: file.id,
@@ -51,12 +54,18 @@ export async function createBatch(ctx: AppContext, input: CreateBatchInput): Pro
       expires_at: created + windowSeconds,
     },
     {
-      metadata: input.metadata ? JSON.stringify(input.metadata) : null,
+      // User data: sealed under a key of its own (object-fields.ts: it outlives the batch's key).
+      metadata: await sealObjectField(ctx.store, metadataKeyOwner(id), "metadata", metadata),
       output_expires_seconds: input.outputExpiresSeconds ?? null,
       token_estimate: fileTokenEstimate(file),
     },
   );
-  await insertBatchWithinQuota(ctx.store, row, limits);
+  try {
+    await insertBatchWithinQuota(ctx.store, row, limits);
+  } catch (err) {
+    if (metadata !== null) await ctx.store.dataKeys.destroy(metadataKeyOwner(id)).catch(() => {});
+    throw err;
+  }
   ctx.events.emit("batch.status", { batchId: row.id, tenantId: row.tenant_id, status: "validating", at: created });
   return row;
 }
@@ -86,11 +95,12 @@ async function registerInputUrl(ctx: AppContext, tenantId: string, url: string) 
       "invalid_input_file",
     );
   }
+  const id = newFileId();
   const row = {
-    id: newFileId(),
+    id,
     tenant_id: tenantId,
     purpose: "batch",
-    filename: url.split("/").pop() ?? "input.jsonl",
+    filename: await sealObjectField(ctx.store, id, "filename", url.split("/").pop() ?? "input.jsonl"),
     bytes: 0,
     created_at: nowSeconds(),
     expires_at: null,

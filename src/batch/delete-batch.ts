@@ -1,11 +1,13 @@
 /**
  * DELETE /v1/batches/{id} (an extension, like Anthropic's): an ended batch, its request rows,
- * its output and error files and its data key are deleted. Destroying the data key
- * crypto-shreds whatever copy of its rows or outputs remains (backups, WAL, object versions).
+ * its output and error files and its data keys (rows and outputs; metadata) are deleted.
+ * Destroying the data key crypto-shreds whatever copy of its rows or outputs remains (backups,
+ * WAL, object versions).
  * The input file is a separate object and stays until deleted or expired.
  */
 import { outputBlobKeys } from "../blob/blob-keys.js";
 import type { AppContext } from "../context.js";
+import { metadataKeyOwner } from "../crypto/object-fields.js";
 import { conflict, notFound } from "../errors.js";
 import { deleteEndedBatch, getBatch } from "../store/batches.js";
 import { deleteFileRow, getFile } from "../store/files.js";
@@ -22,7 +24,7 @@ export async function deleteBatch(ctx: AppContext, tenantId: string, id: string)
       "batch_not_ended",
     );
   }
-  await ctx.store.dataKeys.destroy(id);
+  await ctx.store.dataKeys.destroy(id, metadataKeyOwner(id));
   const blobKeys = new Set(Object.values(outputBlobKeys(tenantId, id)));
   for (const fileId of [batch.output_file_id, batch.error_file_id]) {
     if (fileId === null) continue;

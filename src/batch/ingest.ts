@@ -2,7 +2,8 @@
  * Validation and bulk ingest of a batch's input file, in one streaming pass: every line is
  * validated (errors keep their line number) and valid lines are inserted as request rows in
  * chunks, so a file of millions of lines never sits in memory. Duplicate custom_ids are found by
- * the store's unique index, not an in-memory set.
+ * the store's unique index on their keyed hash (custom_ids are sealed like bodies), not an
+ * in-memory set.
  */
 import type { BlobStore } from "../blob/blob-store.js";
 import { openInput } from "../blob/input-source.js";
@@ -131,7 +132,8 @@ export async function ingestBatchInput(
         tenant_id: target.tenantId,
         batch_id: target.batchId,
         line: raw.line,
-        custom_id: result.customId,
+        custom_id: cipher.seal("custom_id", raw.line, result.customId),
+        custom_id_hash: cipher.customIdHash(result.customId),
         model: result.model,
         body: cipher.seal("body", raw.line, result.body),
         status: "pending",

@@ -3,6 +3,7 @@ import { createReadStream } from "node:fs";
 import { basename } from "node:path";
 import { fileBlobKey } from "../blob/blob-keys.js";
 import type { AppContext } from "../context.js";
+import { sealObjectField } from "../crypto/object-fields.js";
 import { newFileId } from "../ids.js";
 import { insertFile } from "../store/files.js";
 import { nowSeconds } from "../store/tenants.js";
@@ -15,7 +16,7 @@ export async function importLocalFile(ctx: AppContext, tenantId: string, path: s
     id,
     tenant_id: tenantId,
     purpose: "batch",
-    filename: basename(path),
+    filename: await sealObjectField(ctx.store, id, "filename", basename(path)),
     bytes,
     created_at: nowSeconds(),
     expires_at: null,

@@ -1,35 +1,58 @@
 /**
- * Encryption of request bodies and results kept in the database, under the batch's data key
+ * Encryption of user data kept in the database, under the batch's (or file's) data key
  * (AES-256-GCM, a random 96-bit nonce per value). A sealed value is `enc1:` + base64(nonce ‖
  * ciphertext ‖ tag); its AAD binds the batch, line and column, so values cannot be moved between
  * rows. `open` passes through values that were never sealed (rows written without a master key,
  * and fixed texts such as the cancel/expiry errors), and fails on a sealed value it cannot verify.
  * The engine calls this module in one line where it writes (ingest, checkpoint) and reads (claim,
  * output); resolve ciphers before a transaction: a key lookup must not wait on its connection.
+ * Fields of the object itself (a file's name, a batch's metadata) are sealed as line 0 of their
+ * owner (object-fields.ts).
  */
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from "node:crypto";
 import { SluiceError } from "../errors.js";
 import type { DataKeys } from "./data-keys.js";
 
-export type RowField = "body" | "result" | "error";
+export type RowField = "body" | "result" | "error" | "custom_id" | "filename" | "metadata";
 
 export interface FieldCipher {
   seal<T extends string | null>(field: RowField, line: number, text: T): T;
   open<T extends string | null>(field: RowField, line: number, text: T): T;
+  /**
+   * The key that keeps custom_ids unique within the batch (`requests.custom_id_hash`): sealed ids
+   * differ on every write (random nonce), so the unique index cannot be on them. With a data key,
+   * `h1:` + HMAC-SHA256 under a key derived from it (HKDF, "sluice/custom-id/v1"): equal ids
+   * collide, and without the data key the hash tells nothing about the id, not even across
+   * batches. Without encryption the id is its own key (it is stored in plaintext anyway).
+   */
+  customIdHash(customId: string): string;
 }
 
 const PREFIX = "enc1:";
+const HASH_PREFIX = "h1:";
 const NONCE = 12;
 const TAG = 16;
 
-const undecryptable = (batchId: string, line: number, why: string, cause?: unknown) =>
-  new SluiceError("row_integrity", `Stored data of batch '${batchId}' line ${line} cannot be decrypted: ${why}.`, {
-    cause,
-  });
+// Line 0: a field of the file or batch itself (its name, its metadata).
+const undecryptable = (ownerId: string, line: number, why: string, cause?: unknown) =>
+  new SluiceError(
+    "row_integrity",
+    `Stored data of '${ownerId}'${line > 0 ? ` line ${line}` : ""} cannot be decrypted: ${why}.`,
+    { cause },
+  );
+
+/** True when `text` was sealed by a FieldCipher (opening it needs its owner's data key). */
+export const isSealed = (text: string | null): boolean => text?.startsWith(PREFIX) ?? false;
 
 function cipherFor(batchId: string, key: Buffer | null): FieldCipher {
   const aad = (field: RowField, line: number) => Buffer.from(`sluice/row/v1\0${batchId}\0${line}\0${field}`);
+  let hashKey: Buffer | undefined;
   return {
+    customIdHash(customId: string): string {
+      if (key === null) return customId;
+      hashKey ??= Buffer.from(hkdfSync("sha256", key, Buffer.alloc(0), "sluice/custom-id/v1", 32));
+      return `${HASH_PREFIX}${createHmac("sha256", hashKey).update(customId, "utf8").digest("base64url")}`;
+    },
     seal<T extends string | null>(field: RowField, line: number, text: T): T {
       if (key === null || text === null) return text;
       const nonce = randomBytes(NONCE);

@@ -1,7 +1,7 @@
 /**
  * PostgreSQL capabilities: SKIP LOCKED claims and COPY-based bulk ingest. Rows are COPYed into a
  * session-local staging table, then moved with `INSERT … SELECT … ON CONFLICT DO NOTHING`, so
- * duplicates of `(batch_id, custom_id)` are skipped exactly as the multi-row INSERT path skips them.
+ * duplicates of `(batch_id, custom_id_hash)` are skipped exactly as the multi-row INSERT path skips them.
  */
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -11,16 +11,17 @@ import { LeasedClaims } from "./claims/leased-claims.js";
 import type { DialectCapabilities, RequestInsertRow } from "./dialect.js";
 
 const STAGING = "sluice_requests_staging";
-const COLUMNS = "tenant_id, batch_id, line, custom_id, model, body, prefix_key";
+const COLUMNS = "tenant_id, batch_id, line, custom_id, custom_id_hash, model, body, prefix_key";
 
 // ON COMMIT DELETE ROWS empties the table at each commit; it lives as long as the connection.
 const BEGIN_AND_STAGE = `BEGIN; CREATE TEMP TABLE IF NOT EXISTS ${STAGING} (
-  tenant_id text, batch_id text, line integer, custom_id text, model text, body text, prefix_key text
+  tenant_id text, batch_id text, line integer, custom_id text, custom_id_hash text, model text, body text,
+  prefix_key text
 ) ON COMMIT DELETE ROWS`;
 
 const MOVE = `INSERT INTO requests (${COLUMNS}, status)
   SELECT ${COLUMNS}, 'pending' FROM ${STAGING} ORDER BY line
-  ON CONFLICT (batch_id, custom_id) DO NOTHING
+  ON CONFLICT (batch_id, custom_id_hash) DO NOTHING
   RETURNING line`;
 
 export function postgresCapabilities(pool: Pick<Pool, "connect">): DialectCapabilities {
@@ -82,7 +83,7 @@ function* encodeRows(rows: readonly RequestInsertRow[]): Generator<string> {
   let buf = "";
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i] as RequestInsertRow;
-    buf += `${text(r.tenant_id)}\t${text(r.batch_id)}\t${r.line}\t${text(r.custom_id)}\t${text(r.model)}\t${text(r.body)}\t${r.prefix_key === null ? "\\N" : text(r.prefix_key)}\n`;
+    buf += `${text(r.tenant_id)}\t${text(r.batch_id)}\t${r.line}\t${text(r.custom_id)}\t${text(r.custom_id_hash ?? r.custom_id)}\t${text(r.model)}\t${text(r.body)}\t${r.prefix_key === null ? "\\N" : text(r.prefix_key)}\n`;
     if ((i + 1) % ROWS_PER_CHUNK === 0) {
       yield buf;
       buf = "";

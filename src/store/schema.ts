@@ -82,7 +82,10 @@ export interface RequestTable {
   tenant_id: string;
   batch_id: string;
   line: number;
+  /** Sealed under the batch's data key when encryption is on. */
   custom_id: string;
+  /** What custom_id uniqueness is checked on (migration 004); NULL on rows ingested before it. */
+  custom_id_hash: string | null;
   model: string;
   body: string;
   status: RequestStatus;

@@ -12,7 +12,12 @@ describe.each(STORES)("store on $name", (kind) => {
     const again = await openStore(t.location);
     await again.close();
     const applied = await sql<{ name: string }>`select name from kysely_migration`.execute(t.store.db);
-    expect(applied.rows.map((r) => r.name)).toEqual(["001-initial", "002-security", "003-claim-ranges"]);
+    expect(applied.rows.map((r) => r.name)).toEqual([
+      "001-initial",
+      "002-security",
+      "003-claim-ranges",
+      "004-custom-id-hash",
+    ]);
     const tables = await t.store.db.introspection.getTables();
     expect(tables.map((x) => x.name)).toEqual(
       expect.arrayContaining(["tenants", "api_keys", "files", "batches", "requests", "audit_log"]),
@@ -32,7 +37,7 @@ describe.each(STORES)("store on $name", (kind) => {
     try {
       const [first] = stores;
       const applied = await sql<{ name: string }>`select name from kysely_migration`.execute(first!.db);
-      expect(applied.rows).toHaveLength(3);
+      expect(applied.rows).toHaveLength(4);
       const tenants = await first!.db.selectFrom("tenants").select("id").execute();
       expect(tenants).toEqual([{ id: DEFAULT_TENANT }]);
     } finally {

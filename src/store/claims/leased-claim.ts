@@ -46,7 +46,7 @@ export function toClaimed(r: ClaimedRow, cipher: FieldCipher): ClaimedRequest {
     tenantId: r.tenant_id,
     batchId: r.batch_id,
     line: r.line,
-    customId: r.custom_id,
+    customId: cipher.open("custom_id", r.line, r.custom_id),
     model: r.model,
     body: cipher.open("body", r.line, r.body),
     prefixKey: r.prefix_key,

@@ -3,37 +3,39 @@ import type { RequestInsertRow } from "../dialect.js";
 import type { Store } from "../store.js";
 
 export interface InsertOutcome {
-  /** Rows whose custom_id already existed in the batch, with the line that holds it. */
+  /**
+   * Rows whose custom_id already existed in the batch, with the line that holds it (`customId` as
+   * given: sealed when the caller sealed it).
+   */
   duplicates: { line: number; customId: string; firstLine: number }[];
 }
 
 /**
- * Inserts one chunk of a batch's rows (all of one batch). Rows whose `(batch_id, custom_id)` is
- * already taken, by an earlier chunk or an earlier row of this one, are skipped and reported.
+ * Inserts one chunk of a batch's rows (all of one batch). Rows whose `(batch_id, custom_id_hash)`
+ * is already taken, by an earlier chunk or an earlier row of this one, are skipped and reported.
+ * The hash, not the id, is compared: sealed ids differ on every write.
  */
-export async function insertRequestChunk(store: Store, rows: readonly RequestInsertRow[]): Promise<InsertOutcome> {
-  if (rows.length === 0) return { duplicates: [] };
+export async function insertRequestChunk(store: Store, input: readonly RequestInsertRow[]): Promise<InsertOutcome> {
+  if (input.length === 0) return { duplicates: [] };
+  const rows = input.map((r) => (r.custom_id_hash === undefined ? { ...r, custom_id_hash: r.custom_id } : r));
   const insertedLines = await insertRows(store, rows);
   if (insertedLines.length === rows.length) return { duplicates: [] };
   const got = new Set(insertedLines);
   const missing = rows.filter((r) => !got.has(r.line));
   const batchId = rows[0]?.batch_id ?? "";
+  const hashOf = (r: RequestInsertRow) => r.custom_id_hash ?? r.custom_id;
   const holders = await store.db
     .selectFrom("requests")
-    .select(["custom_id", "line"])
+    .select(["custom_id_hash", "line"])
     .where("batch_id", "=", batchId)
-    .where(
-      "custom_id",
-      "in",
-      missing.map((r) => r.custom_id),
-    )
+    .where("custom_id_hash", "in", missing.map(hashOf))
     .execute();
-  const firstLine = new Map(holders.map((h) => [h.custom_id, h.line]));
+  const firstLine = new Map(holders.map((h) => [h.custom_id_hash, h.line]));
   return {
     duplicates: missing.map((r) => ({
       line: r.line,
       customId: r.custom_id,
-      firstLine: firstLine.get(r.custom_id) ?? 0,
+      firstLine: firstLine.get(hashOf(r)) ?? 0,
     })),
   };
 }
@@ -43,7 +45,7 @@ async function insertRows(store: Store, rows: readonly RequestInsertRow[]): Prom
   const inserted = await store.db
     .insertInto("requests")
     .values(rows as RequestInsertRow[])
-    .onConflict((oc) => oc.columns(["batch_id", "custom_id"]).doNothing())
+    .onConflict((oc) => oc.columns(["batch_id", "custom_id_hash"]).doNothing())
     .returning("line")
     .execute();
   return inserted.map((r) => r.line);

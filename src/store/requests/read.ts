@@ -29,6 +29,7 @@ export async function readFinishedPage(
     .limit(pageSize)
     .execute();
   for (const r of rows) {
+    r.custom_id = cipher.open("custom_id", r.line, r.custom_id);
     r.result = cipher.open("result", r.line, r.result);
     r.error = cipher.open("error", r.line, r.error);
   }
