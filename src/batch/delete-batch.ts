@@ -5,7 +5,6 @@
  * WAL, object versions).
  * The input file is a separate object and stays until deleted or expired.
  */
-import { outputBlobKeys } from "../blob/blob-keys.js";
 import type { AppContext } from "../context.js";
 import { metadataKeyOwner } from "../crypto/object-fields.js";
 import { conflict, notFound } from "../errors.js";
@@ -25,7 +24,8 @@ export async function deleteBatch(ctx: AppContext, tenantId: string, id: string)
     );
   }
   await ctx.store.dataKeys.destroy(id, metadataKeyOwner(id));
-  const blobKeys = new Set(Object.values(outputBlobKeys(tenantId, id)));
+  // File rows name the blobs finalize wrote (attempt-specific keys); that attempt's keys are theirs.
+  const blobKeys = new Set<string>();
   for (const fileId of [batch.output_file_id, batch.error_file_id]) {
     if (fileId === null) continue;
     const file = await getFile(ctx.store, tenantId, fileId);

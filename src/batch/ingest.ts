@@ -8,6 +8,7 @@
 import type { BlobStore } from "../blob/blob-store.js";
 import { openInput } from "../blob/input-source.js";
 import { rowCipher } from "../crypto/row-cipher.js";
+import type { BatchLease } from "../store/batch-lease.js";
 import type { RequestInsertRow } from "../store/dialect.js";
 import { insertRequestChunk } from "../store/requests/insert.js";
 import type { Store } from "../store/store.js";
@@ -56,6 +57,8 @@ export async function ingestBatchInput(
   target: IngestTarget,
   limits: IngestLimits,
   signal?: AbortSignal,
+  /** The validation job's lease: every chunk is inserted only while it still holds it. */
+  lease?: BatchLease,
 ): Promise<IngestResult> {
   const errors: BatchError[] = [];
   let errorCount = 0;
@@ -83,7 +86,7 @@ export async function ingestBatchInput(
     if (chunk.length === 0) return;
     const rows = chunk;
     chunk = [];
-    const { duplicates } = await insertRequestChunk(store, rows);
+    const { duplicates } = await insertRequestChunk(store, rows, lease);
     for (const d of duplicates) {
       total--;
       addError({

@@ -7,6 +7,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Pool } from "pg";
 import { from as copyFrom } from "pg-copy-streams";
+import { type BatchLease, LeaseLostError } from "./batch-lease.js";
 import { LeasedClaims } from "./claims/leased-claims.js";
 import type { DialectCapabilities, RequestInsertRow } from "./dialect.js";
 
@@ -32,7 +33,7 @@ export function postgresCapabilities(pool: Pick<Pool, "connect">): DialectCapabi
     // 8 bound parameters per row on the INSERT path; COPY has no limit but chunks bound memory.
     insertChunkRows: 5000,
     lockForClaim: (qb) => qb.forUpdate().skipLocked(),
-    bulkInsertRequests: (rows) => copyRequests(pool, rows),
+    bulkInsertRequests: (rows, lease) => copyRequests(pool, rows, lease),
     afterShred: () => vacuumDataKeys(pool),
   };
 }
@@ -52,12 +53,23 @@ async function vacuumDataKeys(pool: Pick<Pool, "connect">): Promise<void> {
   }
 }
 
-async function copyRequests(pool: Pick<Pool, "connect">, rows: readonly RequestInsertRow[]): Promise<number[]> {
+/** The lease fence of a fenced COPY: locks the batch row and confirms the validation job's lease. */
+const CONFIRM_LEASE = "UPDATE batches SET owner = owner WHERE id = $1 AND owner = $2";
+
+async function copyRequests(
+  pool: Pick<Pool, "connect">,
+  rows: readonly RequestInsertRow[],
+  lease?: BatchLease,
+): Promise<number[]> {
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
     try {
       await client.query(BEGIN_AND_STAGE);
+      if (lease !== undefined) {
+        const held = await client.query(CONFIRM_LEASE, [lease.batchId, lease.owner]);
+        if (held.rowCount === 0) throw new LeaseLostError(lease.batchId);
+      }
       await pipeline(
         Readable.from(encodeRows(rows)),
         client.query(copyFrom(`COPY ${STAGING} (${COLUMNS}) FROM STDIN`)),

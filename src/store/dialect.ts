@@ -4,6 +4,7 @@
  * capabilities live in ./dialect-postgres.ts so that SQLite-only deployments never load `pg`.
  */
 import type { SelectQueryBuilder } from "kysely";
+import type { BatchLease } from "./batch-lease.js";
 import type { ClaimSource, ClaimSourceOptions } from "./claims/claim-source.js";
 import { HeldClaims } from "./claims/held-claims.js";
 import type { Database } from "./schema.js";
@@ -26,7 +27,7 @@ export interface DialectCapabilities {
    * `(batch_id, custom_id_hash)` is new, skips the others, and returns the lines it inserted. When
    * absent, ingest uses one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING line`.
    */
-  bulkInsertRequests?: (rows: readonly RequestInsertRow[]) => Promise<number[]>;
+  bulkInsertRequests?: (rows: readonly RequestInsertRow[], lease?: BatchLease) => Promise<number[]>;
   /**
    * Optional synchronous fast path (SQLite, in-process): runs `fn` as one transaction on the
    * store's connection while no other query holds it, with statements prepared once per SQL text.

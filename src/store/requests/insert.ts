@@ -1,4 +1,5 @@
 /** Bulk insert of request rows during ingest; reports which rows collided on custom_id. */
+import { type BatchLease, withinLease } from "../batch-lease.js";
 import type { RequestInsertRow } from "../dialect.js";
 import type { Store } from "../store.js";
 
@@ -15,10 +16,14 @@ export interface InsertOutcome {
  * is already taken, by an earlier chunk or an earlier row of this one, are skipped and reported.
  * The hash, not the id, is compared: sealed ids differ on every write.
  */
-export async function insertRequestChunk(store: Store, input: readonly RequestInsertRow[]): Promise<InsertOutcome> {
+export async function insertRequestChunk(
+  store: Store,
+  input: readonly RequestInsertRow[],
+  lease?: BatchLease,
+): Promise<InsertOutcome> {
   if (input.length === 0) return { duplicates: [] };
   const rows = input.map((r) => (r.custom_id_hash === undefined ? { ...r, custom_id_hash: r.custom_id } : r));
-  const insertedLines = await insertRows(store, rows);
+  const insertedLines = await insertRows(store, rows, lease);
   if (insertedLines.length === rows.length) return { duplicates: [] };
   const got = new Set(insertedLines);
   const missing = rows.filter((r) => !got.has(r.line));
@@ -40,8 +45,10 @@ export async function insertRequestChunk(store: Store, input: readonly RequestIn
   };
 }
 
-async function insertRows(store: Store, rows: readonly RequestInsertRow[]): Promise<number[]> {
-  if (store.caps.bulkInsertRequests !== undefined) return store.caps.bulkInsertRequests(rows);
+/** With `lease`, fenced: the rows go in only while the validation job holds the batch's lease. */
+async function insertRows(store: Store, rows: readonly RequestInsertRow[], lease?: BatchLease): Promise<number[]> {
+  if (store.caps.bulkInsertRequests !== undefined) return store.caps.bulkInsertRequests(rows, lease);
+  if (lease !== undefined) return withinLease(store, lease, (tx) => insertRows(tx, rows));
   const inserted = await store.db
     .insertInto("requests")
     .values(rows as RequestInsertRow[])
