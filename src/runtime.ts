@@ -14,7 +14,7 @@ import { setInputS3Connection } from "./blob/input-source.js";
 import { DEFAULT_S3_CONNECTION, openBlobStore } from "./blob/open-blob-store.js";
 import type { CommonOptions } from "./config.js";
 import type { AppContext } from "./context.js";
-import { createDataKeys } from "./crypto/data-keys.js";
+import { encryptionAtRest } from "./crypto/row-cipher.js";
 import { DEFAULT_RETRY_POLICY } from "./dispatch/retry-policy.js";
 import { Worker, type WorkerOptions } from "./dispatch/worker.js";
 import { EventBus } from "./events.js";
@@ -115,7 +115,7 @@ export async function openRuntime(
 ): Promise<Runtime> {
   const logger = options.logger ?? createLogger(common.logLevel);
   await mkdir(common.dataDir, { recursive: true });
-  const store = await openStore(common.store, { dataKeys: (rows) => createDataKeys(rows, common.masterKeys) });
+  const store = await openStore(common.store, { encryption: encryptionAtRest(common.masterKeys) });
   const s3 = common.s3 ?? DEFAULT_S3_CONNECTION;
   // Batch inputs named by `s3://` URL are read with the same connection as S3 blobs.
   setInputS3Connection(s3);

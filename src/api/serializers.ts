@@ -1,16 +1,17 @@
 /** Store rows → OpenAI object shapes (File, Batch, list envelopes). */
-import type { DataKeys } from "../crypto/data-keys.js";
+
 import { metadataKeyOwner, openObjectField } from "../crypto/object-fields.js";
 import type { BatchRow } from "../store/batches.js";
 import type { FileRow } from "../store/files.js";
+import type { Store } from "../store/store.js";
 
 /** The File object of a stored row, its name opened (sealed under the file's data key). */
-export async function fileView(store: { dataKeys: DataKeys }, f: FileRow) {
+export async function fileView(store: Pick<Store, "dataKeys" | "rowCodec">, f: FileRow) {
   return fileObject({ ...f, filename: await openObjectField(store, f.id, "filename", f.filename) });
 }
 
 /** The Batch object of a stored row, its metadata opened (sealed under its own data key). */
-export async function batchView(store: { dataKeys: DataKeys }, b: BatchRow) {
+export async function batchView(store: Pick<Store, "dataKeys" | "rowCodec">, b: BatchRow) {
   return batchObject({ ...b, metadata: await openObjectField(store, metadataKeyOwner(b.id), "metadata", b.metadata) });
 }
 

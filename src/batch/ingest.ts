@@ -7,10 +7,10 @@
  */
 import type { BlobStore } from "../blob/blob-store.js";
 import { openInput } from "../blob/input-source.js";
-import { rowCipher } from "../crypto/row-cipher.js";
 import type { BatchLease } from "../store/batch-lease.js";
 import type { RequestInsertRow } from "../store/dialect.js";
 import { insertRequestChunk } from "../store/requests/insert.js";
+import { rowCipher } from "../store/row-codec.js";
 import type { Store } from "../store/store.js";
 import { readLines } from "./line-reader.js";
 import { isBlank, validateLine } from "./line-validator.js";

@@ -1,8 +1,8 @@
 /** `sluice demo-model`: write the generated demo GGUF (random weights, for offline trials). */
 import { stat } from "node:fs/promises";
 import type { Command } from "commander";
-import { writeDemoModel } from "../demo-model/demo-model.js";
 import { fromFlag, integer } from "../config/setting.js";
+import { writeDemoModel } from "../demo-model/demo-model.js";
 
 interface DemoModelFlags {
   output: string;

@@ -1,7 +1,7 @@
 /** Opens the store a command's --data/--store flags point at, for commands that need no server. */
 import { mkdir } from "node:fs/promises";
 import { type CommonFlags, type CommonOptions, resolveCommon } from "../config.js";
-import { createDataKeys } from "../crypto/data-keys.js";
+import { encryptionAtRest } from "../crypto/row-cipher.js";
 import { openStore, type Store } from "../store/store.js";
 
 export async function withStore<T>(
@@ -10,7 +10,7 @@ export async function withStore<T>(
 ): Promise<T> {
   const common = resolveCommon(flags);
   if (common.store.kind === "sqlite") await mkdir(common.dataDir, { recursive: true });
-  const store = await openStore(common.store, { dataKeys: (rows) => createDataKeys(rows, common.masterKeys) });
+  const store = await openStore(common.store, { encryption: encryptionAtRest(common.masterKeys) });
   try {
     return await fn(store, common);
   } finally {

@@ -7,8 +7,8 @@
  * the batch is deleted. Opening looks a key up only for a sealed value: rows written without a
  * master key stay readable, and listing unsealed names costs no key lookups.
  */
-import type { DataKeys } from "./data-keys.js";
-import { isSealed, rowCipher } from "./row-cipher.js";
+import type { DataKeys } from "../store/data-keys.js";
+import { isSealed, type RowCodec, rowCipher } from "../store/row-codec.js";
 
 export type ObjectField = "filename" | "metadata";
 
@@ -17,7 +17,7 @@ export const metadataKeyOwner = (batchId: string): string => `${batchId}/metadat
 
 /** Seals `text` under `owner`'s data key (creating it); identity when encryption is off. */
 export async function sealObjectField<T extends string | null>(
-  store: { dataKeys: DataKeys },
+  store: { dataKeys: DataKeys; rowCodec: RowCodec },
   owner: string,
   field: ObjectField,
   text: T,
@@ -27,7 +27,7 @@ export async function sealObjectField<T extends string | null>(
 }
 
 export async function openObjectField<T extends string | null>(
-  store: { dataKeys: DataKeys },
+  store: { dataKeys: DataKeys; rowCodec: RowCodec },
   owner: string,
   field: ObjectField,
   text: T,

@@ -4,31 +4,23 @@
  * ciphertext ‖ tag); its AAD binds the batch, line and column, so values cannot be moved between
  * rows. `open` passes through values that were never sealed (rows written without a master key,
  * and fixed texts such as the cancel/expiry errors), and fails on a sealed value it cannot verify.
- * The engine calls this module in one line where it writes (ingest, checkpoint) and reads (claim,
- * output); resolve ciphers before a transaction: a key lookup must not wait on its connection.
+ * This is the implementation of the store's row codec (src/store/row-codec.ts, which declares the
+ * interface and where it is called); `encryptionAtRest` hands it and the data keys to `openStore`.
+ * Resolve ciphers before a transaction: a key lookup must not wait on its connection.
  * Fields of the object itself (a file's name, a batch's metadata) are sealed as line 0 of their
  * owner (object-fields.ts).
  */
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from "node:crypto";
 import { SluiceError } from "../errors.js";
-import type { DataKeys } from "./data-keys.js";
+import type { DataKeyRows } from "../store/data-keys.js";
+import { type FieldCipher, type RowCodec, type RowField, SEALED_PREFIX } from "../store/row-codec.js";
+import { createDataKeys, type DataKeys } from "./data-keys.js";
+import type { MasterKeyring } from "./master-keys.js";
 
-export type RowField = "body" | "result" | "error" | "custom_id" | "filename" | "metadata";
+export type { FieldCipher, RowField } from "../store/row-codec.js";
+export { isSealed } from "../store/row-codec.js";
 
-export interface FieldCipher {
-  seal<T extends string | null>(field: RowField, line: number, text: T): T;
-  open<T extends string | null>(field: RowField, line: number, text: T): T;
-  /**
-   * The key that keeps custom_ids unique within the batch (`requests.custom_id_hash`): sealed ids
-   * differ on every write (random nonce), so the unique index cannot be on them. With a data key,
-   * `h1:` + HMAC-SHA256 under a key derived from it (HKDF, "sluice/custom-id/v1"): equal ids
-   * collide, and without the data key the hash tells nothing about the id, not even across
-   * batches. Without encryption the id is its own key (it is stored in plaintext anyway).
-   */
-  customIdHash(customId: string): string;
-}
-
-const PREFIX = "enc1:";
+const PREFIX = SEALED_PREFIX;
 const HASH_PREFIX = "h1:";
 const NONCE = 12;
 const TAG = 16;
@@ -40,9 +32,6 @@ const undecryptable = (ownerId: string, line: number, why: string, cause?: unkno
     `Stored data of '${ownerId}'${line > 0 ? ` line ${line}` : ""} cannot be decrypted: ${why}.`,
     { cause },
   );
-
-/** True when `text` was sealed by a FieldCipher (opening it needs its owner's data key). */
-export const isSealed = (text: string | null): boolean => text?.startsWith(PREFIX) ?? false;
 
 function cipherFor(batchId: string, key: Buffer | null): FieldCipher {
   const aad = (field: RowField, line: number) => Buffer.from(`sluice/row/v1\0${batchId}\0${line}\0${field}`);
@@ -80,17 +69,18 @@ function cipherFor(batchId: string, key: Buffer | null): FieldCipher {
   };
 }
 
-/** The cipher for one batch's rows (identity when encryption is off). */
-export async function rowCipher(store: { dataKeys: DataKeys }, batchId: string): Promise<FieldCipher> {
-  return cipherFor(batchId, await store.dataKeys.get(batchId));
+/** The store's row codec over these data keys (identity when encryption is off). */
+export function createRowCodec(dataKeys: DataKeys): RowCodec {
+  return { forOwner: async (ownerId) => cipherFor(ownerId, await dataKeys.get(ownerId)) };
 }
 
-/** Ciphers for several batches at once, looked up before a transaction starts. */
-export async function rowCiphers(
-  store: { dataKeys: DataKeys },
-  batchIds: Iterable<string>,
-): Promise<Map<string, FieldCipher>> {
-  const out = new Map<string, FieldCipher>();
-  for (const id of new Set(batchIds)) out.set(id, await rowCipher(store, id));
-  return out;
-}
+/**
+ * Encryption at rest for `openStore`: data keys wrapped by `ring` (plaintext without one) and the
+ * row codec over them.
+ */
+export const encryptionAtRest =
+  (ring: MasterKeyring | undefined) =>
+  (rows: DataKeyRows): { dataKeys: DataKeys; rowCodec: RowCodec } => {
+    const dataKeys = createDataKeys(rows, ring);
+    return { dataKeys, rowCodec: createRowCodec(dataKeys) };
+  };

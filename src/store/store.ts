@@ -6,6 +6,7 @@ import type { Kysely } from "kysely";
 import { type DataKeyRows, type DataKeys, dataKeyRows, plaintextDataKeys } from "./data-keys.js";
 import type { DialectCapabilities } from "./dialect.js";
 import { migrateToLatest } from "./migrator.js";
+import { plaintextRowCodec, type RowCodec } from "./row-codec.js";
 import type { Database } from "./schema.js";
 import { openSqlite } from "./sqlite.js";
 import { ensureDefaultTenant } from "./tenants.js";
@@ -15,6 +16,8 @@ export interface Store {
   readonly caps: DialectCapabilities;
   /** Per-file and per-batch data keys (encryption at rest); disabled without a master key. */
   readonly dataKeys: DataKeys;
+  /** Seals and opens user data in rows (row-codec.ts); the identity without encryption. */
+  readonly rowCodec: RowCodec;
   close(): Promise<void>;
 }
 
@@ -33,10 +36,10 @@ export type StoreLocation =
 
 export interface StoreOptions {
   /**
-   * Makes the store's data keys from its `data_keys` rows: `(rows) => createDataKeys(rows, ring)`
-   * (src/crypto/data-keys.ts) with a master keyring; absent = data stored in plaintext.
+   * Encryption at rest: makes the store's data keys from its `data_keys` rows and the row codec
+   * over them (`encryptionAtRest(ring)`, src/crypto/row-cipher.ts); absent = data stored in plaintext.
    */
-  dataKeys?: ((rows: DataKeyRows) => DataKeys) | undefined;
+  encryption?: ((rows: DataKeyRows) => { dataKeys: DataKeys; rowCodec: RowCodec }) | undefined;
 }
 
 export async function openStore(location: StoreLocation, options: StoreOptions = {}): Promise<Store> {
@@ -50,10 +53,12 @@ export async function openStore(location: StoreLocation, options: StoreOptions =
   }
   await migrateToLatest(db as unknown as Kysely<unknown>);
   let closed = false;
+  const encryption = options.encryption?.(dataKeyRows({ db, caps }));
   const store: Store = {
     db,
     caps,
-    dataKeys: options.dataKeys?.(dataKeyRows({ db, caps })) ?? plaintextDataKeys,
+    dataKeys: encryption?.dataKeys ?? plaintextDataKeys,
+    rowCodec: encryption?.rowCodec ?? plaintextRowCodec,
     async close() {
       if (closed) return;
       closed = true;

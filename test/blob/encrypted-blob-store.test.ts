@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dataKeyOwner, outputBlobKeys } from "../../src/blob/blob-keys.js";
 import { EncryptedBlobStore } from "../../src/blob/encrypted-blob-store.js";
 import { LocalBlobStore } from "../../src/blob/local-blob-store.js";
-import { createDataKeys } from "../../src/crypto/data-keys.js";
 import { parseMasterKeys } from "../../src/crypto/master-keys.js";
+import { encryptionAtRest } from "../../src/crypto/row-cipher.js";
 import { openStore, type Store } from "../../src/store/store.js";
 
 let dir: string;
@@ -20,7 +20,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "sluice-enc-"));
   store = await openStore(
     { kind: "sqlite", path: join(dir, "sluice.db") },
-    { dataKeys: (rows) => createDataKeys(rows, parseMasterKeys(randomBytes(32).toString("base64"), "test")) },
+    { encryption: encryptionAtRest(parseMasterKeys(randomBytes(32).toString("base64"), "test")) },
   );
   blobs = new EncryptedBlobStore(new LocalBlobStore(join(dir, "blobs")), store.dataKeys);
 });

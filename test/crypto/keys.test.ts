@@ -3,13 +3,14 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { createDataKeys, rewrapDataKeys } from "../../src/crypto/data-keys.js";
 import { MasterKeyring, masterKeysFromEnv, parseMasterKeys } from "../../src/crypto/master-keys.js";
-import { rowCipher } from "../../src/crypto/row-cipher.js";
+import { createRowCodec } from "../../src/crypto/row-cipher.js";
 import { leaseFence } from "../../src/store/claims/claim-source.js";
 import { claimRequests } from "../../src/store/claims/leased-claim.js";
 import { dataKeyRows } from "../../src/store/data-keys.js";
 import { checkpoint } from "../../src/store/requests/checkpoint.js";
 import { insertRequestChunk } from "../../src/store/requests/insert.js";
 import { readFinishedPage } from "../../src/store/requests/read.js";
+import { rowCipher } from "../../src/store/row-codec.js";
 import { STORES, useFreshStore } from "../helpers/stores.js";
 
 const b64 = () => randomBytes(32).toString("base64");
@@ -92,7 +93,8 @@ describe.each(STORES)("data keys on $name", (kind) => {
   });
 
   it("row cipher: seals, opens, passes plaintext through, and rejects moved values", async () => {
-    const store = { dataKeys: createDataKeys(dataKeyRows(t.store), parseMasterKeys(b64(), "t")) };
+    const dataKeys = createDataKeys(dataKeyRows(t.store), parseMasterKeys(b64(), "t"));
+    const store = { dataKeys, rowCodec: createRowCodec(dataKeys) };
     const c = await rowCipher(store, "batch_rows");
     const sealed = c.seal("body", 1, '{"secret":"marker"}');
     expect(sealed).toMatch(/^enc1:/);
@@ -104,13 +106,17 @@ describe.each(STORES)("data keys on $name", (kind) => {
     expect(() => c.open("result", 1, sealed)).toThrow(/cannot be decrypted/);
     const other = await rowCipher(store, "batch_other");
     expect(() => other.open("body", 1, sealed)).toThrow(/cannot be decrypted/);
-    const plain = await rowCipher({ dataKeys: createDataKeys(dataKeyRows(t.store), undefined) }, "batch_rows");
+    const plain = await rowCipher(
+      { rowCodec: createRowCodec(createDataKeys(dataKeyRows(t.store), undefined)) },
+      "batch_rows",
+    );
     expect(plain.seal("body", 1, "x")).toBe("x");
     expect(() => plain.open("body", 1, sealed)).toThrow(/no master key/);
   });
 
   it("stores prompts and results sealed through insert, claim, checkpoint and read", async () => {
-    const store = { ...t.store, dataKeys: createDataKeys(dataKeyRows(t.store), parseMasterKeys(b64(), "t")) };
+    const dataKeys = createDataKeys(dataKeyRows(t.store), parseMasterKeys(b64(), "t"));
+    const store = { ...t.store, dataKeys, rowCodec: createRowCodec(dataKeys) };
     const batchId = "batch_sealed_rows";
     const c = await rowCipher(store, batchId);
     const rows = [1, 2, 3].map((line) => ({

@@ -8,8 +8,8 @@
 import { randomBytes } from "node:crypto";
 import { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDataKeys } from "../../src/crypto/data-keys.js";
 import { parseMasterKeys } from "../../src/crypto/master-keys.js";
+import { encryptionAtRest } from "../../src/crypto/row-cipher.js";
 import { openStore } from "../../src/store/store.js";
 import { hitsUnder } from "../helpers/data-folder.js";
 import { type FakeBackend, startFakeBackend } from "../helpers/fake-backend.js";
@@ -72,7 +72,7 @@ describe.each(STORES)("afterShred on $name", (kind) => {
   it("runs after a data key is destroyed, and the key is gone", async () => {
     const database = await kind.createDatabase();
     const store = await openStore(database.location, {
-      dataKeys: (rows) => createDataKeys(rows, parseMasterKeys(randomBytes(32).toString("base64"), "test")),
+      encryption: encryptionAtRest(parseMasterKeys(randomBytes(32).toString("base64"), "test")),
     });
     try {
       await store.dataKeys.get("file_shred_me");

@@ -12,8 +12,9 @@
  * still pending, as a leased claim counts its attempt when claiming, so a request that kills the
  * process fails after the policy's attempts instead of crashing it forever.
  */
-import { rowCipher } from "../../crypto/row-cipher.js";
+
 import { newClaimRangeId } from "../../ids.js";
+import { rowCipher } from "../row-codec.js";
 import type { Store } from "../store.js";
 import type { ClaimedRequest } from "./claim-source.js";
 import { type ClaimedRow, toClaimed } from "./leased-claim.js";

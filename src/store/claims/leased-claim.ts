@@ -6,8 +6,8 @@
  * workers never take the same row.
  */
 import { sql } from "kysely";
-import { type FieldCipher, rowCipher } from "../../crypto/row-cipher.js";
 import type { RequestInsertRow } from "../dialect.js";
+import { type FieldCipher, rowCipher } from "../row-codec.js";
 import type { Store } from "../store.js";
 import type { ClaimedRequest } from "./claim-source.js";
 

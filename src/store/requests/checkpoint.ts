@@ -9,9 +9,9 @@
  * through its synchronous fast path (dialect.ts), a prepared one-row statement per outcome.
  */
 import { CompiledQuery, sql } from "kysely";
-import { type FieldCipher, rowCiphers } from "../../crypto/row-cipher.js";
 import type { Fence } from "../claims/claim-source.js";
 import type { SyncStatement } from "../dialect.js";
+import { type FieldCipher, rowCiphers } from "../row-codec.js";
 import type { Store } from "../store.js";
 
 export type Outcome =

@@ -1,5 +1,5 @@
 /** Reads terminal rows in input order, a page at a time (keyset on line): for output files. */
-import { rowCipher } from "../../crypto/row-cipher.js";
+import { rowCipher } from "../row-codec.js";
 import type { Store } from "../store.js";
 
 export interface FinishedRow {
