@@ -6,14 +6,14 @@
  */
 import { parseInputPrefixes } from "./blob/input-url.js";
 import type { S3Connection } from "./blob/s3-blob-store.js";
-import { type EngineFlags, resolveEngine } from "./config/engine.js";
+import { type ExecutionFlags, resolveExecution } from "./config/execution.js";
 import { ConfigError, type Env, fromEnv, fromFlag, pick, read } from "./config/setting.js";
 import { resolveBlobs, resolveDataDir, resolveS3, resolveStoreLocation } from "./config/storage.js";
 import { DURATION, LIMIT_SETTINGS, LOG_LEVEL, METRICS_AUTH } from "./config/values.js";
 import { type MasterKeyring, masterKeysFromEnv } from "./crypto/master-keys.js";
 import { SluiceError } from "./errors.js";
 import type { LogLevel } from "./logger.js";
-import type { EngineOptions } from "./runtime.js";
+import type { ExecutionOptions } from "./runtime.js";
 import type { StoreLocation } from "./store/store.js";
 
 export { resolveClient, resolveServer, type ServerFlags, type ServerOptions } from "./config/server.js";
@@ -161,15 +161,15 @@ export function resolveCommon(flags: CommonFlags, env: Env = process.env): Commo
 
 export interface Config {
   common: CommonOptions;
-  engine: EngineOptions;
+  execution: ExecutionOptions;
 }
 
 /** Every setting a server or worker process needs, validated before anything starts. */
-export function resolveConfig(flags: CommonFlags & EngineFlags, env: Env = process.env): Config {
-  return { common: resolveCommon(flags, env), engine: resolveEngine(flags, env) };
+export function resolveConfig(flags: CommonFlags & ExecutionFlags, env: Env = process.env): Config {
+  return { common: resolveCommon(flags, env), execution: resolveExecution(flags, env) };
 }
 
-export interface RunFlags extends EngineFlags {
+export interface RunFlags extends ExecutionFlags {
   logLevel?: string | undefined;
   window?: string | undefined;
 }
@@ -178,9 +178,9 @@ export interface RunFlags extends EngineFlags {
 export function resolveRunConfig(
   flags: RunFlags,
   env: Env = process.env,
-): Omit<CommonOptions, "dataDir" | "store" | "blobs"> & { engine: EngineOptions; window: string } {
+): Omit<CommonOptions, "dataDir" | "store" | "blobs"> & { execution: ExecutionOptions; window: string } {
   return {
-    engine: resolveEngine(flags, env),
+    execution: resolveExecution(flags, env),
     // A one-shot run is quiet unless asked: its progress bar is the output.
     logLevel: resolveLogLevel(flags.logLevel, env, "warn"),
     limits: resolveLimits(env),
@@ -190,5 +190,5 @@ export function resolveRunConfig(
   };
 }
 
-export type { EngineFlags };
-export { resolveEngine };
+export type { ExecutionFlags };
+export { resolveExecution };

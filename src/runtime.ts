@@ -22,7 +22,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { ExpirySweeper } from "./retention/expiry-sweeper.js";
 import { openStore } from "./store/store.js";
 
-export interface EngineOptions {
+export interface ExecutionOptions {
   /** Default route for every model: an OpenAI-compatible base URL. */
   backend?: string | undefined;
   /** Routing file (YAML or JSON). */
@@ -55,36 +55,40 @@ export interface Runtime {
 export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 
 export async function resolveRoutes(
-  engine: EngineOptions,
+  execution: ExecutionOptions,
 ): Promise<{ routes: RouteSpec[]; maxAttempts: number | undefined }> {
-  const file = engine.configFile === undefined ? undefined : await loadRouteFile(engine.configFile);
+  const file = execution.configFile === undefined ? undefined : await loadRouteFile(execution.configFile);
   const routes = file === undefined ? [] : routesFromFile(file);
-  if (engine.backend !== undefined) {
-    routes.push({ patterns: ["*"], backends: [{ engine: "openai", url: engine.backend }] });
+  if (execution.backend !== undefined) {
+    routes.push({ patterns: ["*"], backends: [{ engine: "openai", url: execution.backend }] });
   } else if (routes.length === 0) {
     // Nothing configured: the embedded engine serves every model (the offline default).
     routes.push({
       patterns: ["*"],
       backends: [
-        { engine: "llama-cpp", model: engine.model ?? "demo", ...(engine.threads ? { threads: engine.threads } : {}) },
+        {
+          engine: "llama-cpp",
+          model: execution.model ?? "demo",
+          ...(execution.threads ? { threads: execution.threads } : {}),
+        },
       ],
     });
   }
-  return { routes, maxAttempts: engine.maxAttempts ?? file?.retry?.max_attempts };
+  return { routes, maxAttempts: execution.maxAttempts ?? file?.retry?.max_attempts };
 }
 
-export function backendFactory(engine: EngineOptions, logger: Logger) {
+export function backendFactory(execution: ExecutionOptions, logger: Logger) {
   return async (spec: BackendSpec): Promise<Backend> => {
     if (spec.engine === "llama-cpp") {
       const { createLlamaCppBackend } = await import("./backends/llama-cpp/index.js");
       return createLlamaCppBackend({
         model: spec.model,
-        ...(engine.modelCacheDir !== undefined ? { cacheDir: engine.modelCacheDir } : {}),
-        ...(engine.hfToken !== undefined ? { hfToken: engine.hfToken } : {}),
+        ...(execution.modelCacheDir !== undefined ? { cacheDir: execution.modelCacheDir } : {}),
+        ...(execution.hfToken !== undefined ? { hfToken: execution.hfToken } : {}),
         ...(spec.threads !== undefined
           ? { threads: spec.threads }
-          : engine.threads !== undefined
-            ? { threads: engine.threads }
+          : execution.threads !== undefined
+            ? { threads: execution.threads }
             : {}),
         ...(spec.parallel !== undefined ? { parallel: spec.parallel } : {}),
         ...(spec.context_size !== undefined ? { contextSize: spec.context_size } : {}),
@@ -92,12 +96,12 @@ export function backendFactory(engine: EngineOptions, logger: Logger) {
         logger,
       });
     }
-    const apiKey = spec.api_key_env === undefined ? undefined : engine.apiKeyFromEnv?.(spec.api_key_env);
+    const apiKey = spec.api_key_env === undefined ? undefined : execution.apiKeyFromEnv?.(spec.api_key_env);
     return new OpenAiHttpBackend({
       baseUrl: spec.url,
       apiKey,
       headers: spec.headers,
-      timeoutMs: spec.timeout_ms ?? engine.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      timeoutMs: spec.timeout_ms ?? execution.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       maxConcurrency: spec.concurrency,
     });
   };
@@ -106,7 +110,7 @@ export function backendFactory(engine: EngineOptions, logger: Logger) {
 export async function openRuntime(
   common: CommonOptions,
   options: {
-    engine?: EngineOptions;
+    execution?: ExecutionOptions;
     worker?: Partial<WorkerOptions> | false;
     logger?: Logger;
     blobs?: BlobStore;
@@ -127,11 +131,11 @@ export async function openRuntime(
   let router: Router | undefined;
   let worker: Worker | undefined;
   if (options.worker !== false) {
-    const engine = options.engine ?? {};
-    const { routes, maxAttempts } = await resolveRoutes(engine);
-    router = new Router(routes, backendFactory(engine, logger));
+    const execution = options.execution ?? {};
+    const { routes, maxAttempts } = await resolveRoutes(execution);
+    router = new Router(routes, backendFactory(execution, logger));
     worker = new Worker(ctx, router, {
-      ...(engine.leaseMs !== undefined ? { leaseMs: engine.leaseMs } : {}),
+      ...(execution.leaseMs !== undefined ? { leaseMs: execution.leaseMs } : {}),
       ...(options.worker ?? {}),
       retry: {
         ...DEFAULT_RETRY_POLICY,

@@ -1,10 +1,10 @@
 /** Flags shared by several commands; they are validated and resolved in src/config.ts. */
 import type { Command } from "commander";
-import type { CommonFlags, EngineFlags } from "../config.js";
+import type { CommonFlags, ExecutionFlags } from "../config.js";
 
 export interface CommonCliFlags extends CommonFlags {}
 
-export interface EngineCliFlags extends EngineFlags {}
+export interface ExecutionCliFlags extends ExecutionFlags {}
 
 export function addCommonOptions(cmd: Command): Command {
   return cmd
@@ -14,7 +14,7 @@ export function addCommonOptions(cmd: Command): Command {
     .option("--log-level <level>", "debug | info | warn | error | silent (env SLUICE_LOG_LEVEL)");
 }
 
-export function addEngineOptions(cmd: Command): Command {
+export function addExecutionOptions(cmd: Command): Command {
   return cmd
     .option("--backend <url>", "default OpenAI-compatible backend for every model (env SLUICE_BACKEND)")
     .option("--config <file>", "routing config (YAML or JSON): models → backend pools (env SLUICE_CONFIG)")

@@ -20,11 +20,11 @@ import { createLogger } from "../logger.js";
 import { openRuntime, type Runtime } from "../runtime.js";
 import { type BatchRow, getBatch } from "../store/batches.js";
 import { DEFAULT_TENANT } from "../store/tenants.js";
-import { addEngineOptions, type EngineCliFlags } from "./options.js";
+import { addExecutionOptions, type ExecutionCliFlags } from "./options.js";
 import { createProgress } from "./progress.js";
 import { onShutdownSignal } from "./serve-command.js";
 
-interface RunFlags extends EngineCliFlags {
+interface RunFlags extends ExecutionCliFlags {
   output: string;
   workDir?: string;
   endpoint?: string;
@@ -120,9 +120,9 @@ export function registerRunCommand(program: Command): void {
     .option("--window <duration>", "completion window (default 30d)")
     .option("--json", "print the final Batch object as JSON")
     .option("--log-level <level>", "debug | info | warn | error | silent (env SLUICE_LOG_LEVEL, default warn)");
-  addEngineOptions(cmd).action(async (inputArg: string, flags: RunFlags) => {
+  addExecutionOptions(cmd).action(async (inputArg: string, flags: RunFlags) => {
     // Every setting is checked before anything is created.
-    const { engine, window, ...settings } = resolveRunConfig(flags);
+    const { execution, window, ...settings } = resolveRunConfig(flags);
     const input = resolve(inputArg);
     const output = resolve(flags.output);
     const hash = createHash("sha256").update(`${input}\0${output}`).digest("hex").slice(0, 16);
@@ -131,7 +131,7 @@ export function registerRunCommand(program: Command): void {
     const rt = await openRuntime(
       { dataDir: workDir, store: { kind: "sqlite", path: join(workDir, "sluice.db") }, ...settings },
       // The `-o` file is written from the store below: the batch needs no output files of its own.
-      { engine, logger: createLogger(settings.logLevel), worker: { outputFiles: false } },
+      { execution, logger: createLogger(settings.logLevel), worker: { outputFiles: false } },
     );
     onShutdownSignal(async () => {
       await rt.close();

@@ -7,9 +7,9 @@ import { type CommonOptions, resolveConfig, resolveServer } from "../config.js";
 import { SluiceError } from "../errors.js";
 import { openRuntime, type Runtime } from "../runtime.js";
 import { countActiveKeys, createApiKey, DEFAULT_TENANT } from "../store/tenants.js";
-import { addCommonOptions, addEngineOptions, type CommonCliFlags, type EngineCliFlags } from "./options.js";
+import { addCommonOptions, addExecutionOptions, type CommonCliFlags, type ExecutionCliFlags } from "./options.js";
 
-interface ServeFlags extends CommonCliFlags, EngineCliFlags {
+interface ServeFlags extends CommonCliFlags, ExecutionCliFlags {
   host?: string;
   port?: string;
   worker: boolean;
@@ -50,14 +50,14 @@ export function registerServeCommands(program: Command): void {
     .option("--no-worker", "API only: leave execution to `sluice worker` processes")
     .option("--tls-cert <file>", "serve HTTPS with this certificate (PEM)")
     .option("--tls-key <file>", "private key for --tls-cert (PEM)");
-  addEngineOptions(addCommonOptions(serve)).action(async (flags: ServeFlags) => {
-    const { common, engine } = resolveConfig(flags);
+  addExecutionOptions(addCommonOptions(serve)).action(async (flags: ServeFlags) => {
+    const { common, execution } = resolveConfig(flags);
     const server = resolveServer(flags);
     if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
       throw new SluiceError("invalid_tls", "--tls-cert and --tls-key go together.");
     }
     warnIfPlaintext(common);
-    const runtime = await openRuntime(common, { engine, worker: flags.worker ? {} : false });
+    const runtime = await openRuntime(common, { execution, worker: flags.worker ? {} : false });
     const envKey = server.apiKey;
     if (envKey === undefined && (await countActiveKeys(runtime.ctx.store)) === 0) {
       const { key } = await createApiKey(runtime.ctx.store, { tenantId: DEFAULT_TENANT, admin: true });
@@ -86,17 +86,17 @@ export function registerServeCommands(program: Command): void {
   });
 
   const worker = program.command("worker").description("Run a worker: execute batches from the shared store (no HTTP)");
-  addEngineOptions(addCommonOptions(worker)).action(async (flags: CommonCliFlags & EngineCliFlags) => {
-    const { common, engine } = resolveConfig(flags);
+  addExecutionOptions(addCommonOptions(worker)).action(async (flags: CommonCliFlags & ExecutionCliFlags) => {
+    const { common, execution } = resolveConfig(flags);
     if (common.store.kind === "sqlite") {
-      // SQLite's claims live in the one process that owns the store (store/requests/claim-in-memory.ts).
+      // SQLite's claims live in the one process that owns the store (store/claims/held-claims.ts).
       throw new SluiceError(
         "store_not_shared",
         "`sluice worker` needs a store shared between processes: PostgreSQL (--store postgres://…). With SQLite, `sluice serve` runs the worker in its own process.",
       );
     }
     warnIfPlaintext(common);
-    const runtime: Runtime = await openRuntime(common, { engine });
+    const runtime: Runtime = await openRuntime(common, { execution });
     runtime.worker?.start();
     process.stdout.write(`Sluice worker ${runtime.worker?.id ?? ""} started\n`);
     onShutdownSignal(() => runtime.close());

@@ -198,7 +198,7 @@ describe("resolveConfig: bad values name the setting, the value and what is acce
 
 describe("resolveConfig: good values", () => {
   it("parses flags and environment into typed options", () => {
-    const { common, engine } = resolveConfig(
+    const { common, execution } = resolveConfig(
       { maxAttempts: "3", threads: "4", leaseMs: "5000", timeoutMs: "2500", logLevel: "debug", data: "/tmp/sluice-x" },
       {
         SLUICE_DATABASE_URL: "postgres://u:p@db:5432/sluice",
@@ -216,7 +216,7 @@ describe("resolveConfig: good values", () => {
         OPENAI_KEY: "sk-upstream",
       },
     );
-    expect(engine).toMatchObject({
+    expect(execution).toMatchObject({
       maxAttempts: 3,
       threads: 4,
       leaseMs: 5000,
@@ -225,8 +225,8 @@ describe("resolveConfig: good values", () => {
       hfToken: "hf_x",
       backend: "http://127.0.0.1:8000/v1",
     });
-    expect(engine.apiKeyFromEnv?.("OPENAI_KEY")).toBe("sk-upstream");
-    expect(engine.apiKeyFromEnv?.("NOPE")).toBeUndefined();
+    expect(execution.apiKeyFromEnv?.("OPENAI_KEY")).toBe("sk-upstream");
+    expect(execution.apiKeyFromEnv?.("NOPE")).toBeUndefined();
     expect(common).toMatchObject({
       dataDir: "/tmp/sluice-x",
       store: { kind: "postgres", url: "postgres://u:p@db:5432/sluice" },
@@ -239,10 +239,10 @@ describe("resolveConfig: good values", () => {
   });
 
   it("applies the defaults when nothing is set (empty variables count as unset)", () => {
-    const { common, engine } = resolveConfig({}, { SLUICE_LOG_LEVEL: "", SLUICE_MAX_LINES: "" });
+    const { common, execution } = resolveConfig({}, { SLUICE_LOG_LEVEL: "", SLUICE_MAX_LINES: "" });
     expect(common).toMatchObject({ logLevel: "info", limits: DEFAULT_LIMITS, masterKeys: undefined, blobs: undefined });
     expect(common.store).toEqual({ kind: "sqlite", path: join(common.dataDir, "sluice.db") });
-    expect(engine).toMatchObject({ maxAttempts: undefined, threads: undefined, backend: undefined });
+    expect(execution).toMatchObject({ maxAttempts: undefined, threads: undefined, backend: undefined });
     expect(resolveServer({}, {})).toEqual({ host: "127.0.0.1", port: 8080, metricsAuth: "admin", apiKey: undefined });
     expect(resolveServer({ port: "0" }, { SLUICE_PORT: "9000" }).port).toBe(0);
     expect(resolveServer({}, { SLUICE_PORT: "9000" }).port).toBe(9000);

@@ -71,7 +71,7 @@ it("ticks about every 250 ms while a batch waits on its backend, not in a busy l
       logLevel: "silent",
       limits: DEFAULT_LIMITS,
     },
-    { engine: { backend: `${backend.url}/v1` }, logger: silentLogger, worker: false },
+    { execution: { backend: `${backend.url}/v1` }, logger: silentLogger, worker: false },
   );
   const engine = { backend: `${backend.url}/v1` };
   const counter = new CountQueries();

@@ -9,7 +9,7 @@ import { DEFAULT_LIMITS, type Limits, resolveS3 } from "../../src/config.js";
 import type { MasterKeyring } from "../../src/crypto/master-keys.js";
 import type { WorkerOptions } from "../../src/dispatch/worker.js";
 import { silentLogger } from "../../src/logger.js";
-import { type EngineOptions, openRuntime, type Runtime } from "../../src/runtime.js";
+import { type ExecutionOptions, openRuntime, type Runtime } from "../../src/runtime.js";
 
 export interface TestServer {
   baseURL: string;
@@ -24,7 +24,7 @@ export interface TestServer {
 
 export async function startSluice(
   options: {
-    engine?: EngineOptions;
+    execution?: ExecutionOptions;
     worker?: Partial<WorkerOptions> | false;
     limits?: Partial<Limits>;
     /** Encryption at rest (absent: plaintext, like a server without SLUICE_MASTER_KEY). */
@@ -44,7 +44,7 @@ export async function startSluice(
       s3: resolveS3(process.env),
     },
     {
-      engine: options.engine ?? { backend: "http://127.0.0.1:9/v1" },
+      execution: options.execution ?? { backend: "http://127.0.0.1:9/v1" },
       worker: options.worker ?? { tickMs: 50 },
       logger: silentLogger,
     },

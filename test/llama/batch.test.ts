@@ -65,7 +65,7 @@ describe("embedded engine batches", () => {
   });
 
   it("runs 200 requests through the server with the official SDK; usage sums into the batch", async () => {
-    const s = await startSluice({ engine: { model: modelPath, threads: 1 } });
+    const s = await startSluice({ execution: { model: modelPath, threads: 1 } });
     try {
       const file = await s.client.files.create({
         file: await toFile(Buffer.from(lines("sdk")), "in.jsonl"),

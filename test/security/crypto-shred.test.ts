@@ -30,7 +30,7 @@ function needles(wrapped: string): Buffer[] {
 
 it("leaves no copy of a deleted batch's or file's wrapped key anywhere in the SQLite data folder", async () => {
   const s = await startSluice({
-    engine: { backend: fake.url },
+    execution: { backend: fake.url },
     masterKeys: parseMasterKeys(randomBytes(32).toString("base64"), "test"),
   });
   try {

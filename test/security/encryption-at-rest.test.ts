@@ -41,7 +41,7 @@ async function hits(dir: string, markers: string[]): Promise<string[]> {
 }
 
 async function runMarkedBatch(masterKeys: MasterKeyring | undefined) {
-  const s = await startSluice({ engine: { backend: fake.url }, ...(masterKeys ? { masterKeys } : {}) });
+  const s = await startSluice({ execution: { backend: fake.url }, ...(masterKeys ? { masterKeys } : {}) });
   const tag = randomBytes(6).toString("hex");
   const markers = [`PROMPT-MARKER-${tag}`, `SYSTEM-MARKER-${tag}`];
   const lines = Array.from({ length: 20 }, (_, i) =>

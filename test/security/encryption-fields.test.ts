@@ -42,7 +42,7 @@ async function startEncrypted(store: StoreLocation | undefined) {
       limits: DEFAULT_LIMITS,
       masterKeys: parseMasterKeys(randomBytes(32).toString("base64"), "test"),
     },
-    { engine: { backend: fake.url }, worker: { tickMs: 50 }, logger: silentLogger },
+    { execution: { backend: fake.url }, worker: { tickMs: 50 }, logger: silentLogger },
   );
   const app = await buildApi(runtime.ctx, { envKey: apiKey });
   const address = await app.listen({ host: "127.0.0.1", port: 0 });

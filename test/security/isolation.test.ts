@@ -50,7 +50,7 @@ beforeAll(async () => {
   // Second batches hang at the backend so they stay in progress (cancellable) during the walk.
   fake = await startFakeBackend((c) => (String(c.attempt) !== "1" ? { kind: "hang" } : { kind: "ok" }));
   s = await startSluice({
-    engine: { backend: fake.url },
+    execution: { backend: fake.url },
     masterKeys: parseMasterKeys(randomBytes(32).toString("base64"), "test"),
   });
   alice = await tenantKey(s, "alice");

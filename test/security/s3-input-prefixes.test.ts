@@ -134,7 +134,7 @@ describe("s3:// input URLs through the API", () => {
     client.destroy();
     fake = await startFakeBackend();
     s = await startSluice({
-      engine: { backend: fake.url },
+      execution: { backend: fake.url },
       limits: { inputUrlPrefixes: ["s3://inputs/allowed/prefix", "s3://inputs/tenants/{tenant}"] },
     });
   });

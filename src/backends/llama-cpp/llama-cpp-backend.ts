@@ -11,9 +11,9 @@ import { SluiceError } from "../../errors.js";
 import type { Logger } from "../../logger.js";
 import type { Backend, BackendCall, BackendFailure, BackendResult } from "../backend.js";
 import { Embedder } from "./embeddings.js";
-import { type Engine, loadEngine } from "./engine.js";
 import { GrammarCache } from "./grammar-cache.js";
 import { type EngineServices, handleChat, handleCompletion, handleEmbeddings } from "./handlers.js";
+import { type LlamaRuntime, loadLlamaRuntime } from "./llama-runtime.js";
 import { resolveModelPath } from "./model-source.js";
 import { defaultModelCacheDir } from "./model-spec.js";
 import { type BodyWithUsage, errorResponse, okResponse } from "./openai-bodies.js";
@@ -74,7 +74,7 @@ class LlamaCppBackendImpl implements LlamaCppBackend {
   readonly name: string;
   readonly maxConcurrency: number;
   readonly info: LlamaCppBackendInfo;
-  readonly #engine: Engine;
+  readonly #runtime: LlamaRuntime;
   readonly #services: EngineServices;
   readonly #logger: Logger | undefined;
   /** Aborts every in-flight call when the backend closes. */
@@ -83,18 +83,18 @@ class LlamaCppBackendImpl implements LlamaCppBackend {
   readonly #inFlight = new Set<Promise<unknown>>();
   #closed: Promise<void> | null = null;
 
-  constructor(name: string, engine: Engine, info: LlamaCppBackendInfo, options: LlamaCppBackendOptions) {
+  constructor(name: string, runtime: LlamaRuntime, info: LlamaCppBackendInfo, options: LlamaCppBackendOptions) {
     this.name = name;
-    this.#engine = engine;
+    this.#runtime = runtime;
     this.info = info;
-    this.maxConcurrency = engine.sequences.length;
+    this.maxConcurrency = runtime.sequences.length;
     this.#logger = options.logger;
     this.#services = {
-      facts: engine.facts,
-      chatWrapper: engine.chatWrapper,
-      pool: new SequencePool(engine.sequences),
-      grammars: new GrammarCache(engine.llama),
-      embedder: new Embedder(engine.facts, { contextSize: engine.facts.contextSize, threads: info.threads }),
+      facts: runtime.facts,
+      chatWrapper: runtime.chatWrapper,
+      pool: new SequencePool(runtime.sequences),
+      grammars: new GrammarCache(runtime.llama),
+      embedder: new Embedder(runtime.facts, { contextSize: runtime.facts.contextSize, threads: info.threads }),
       defaultChatMaxTokens: options.defaultMaxTokens ?? DEFAULT_CHAT_MAX_TOKENS,
     };
   }
@@ -161,9 +161,9 @@ class LlamaCppBackendImpl implements LlamaCppBackend {
     await Promise.allSettled([...this.#inFlight]);
     const steps = [
       () => this.#services.embedder.close(),
-      () => this.#engine.context.dispose(),
-      () => this.#engine.model.dispose(),
-      () => this.#engine.llama.dispose(),
+      () => this.#runtime.context.dispose(),
+      () => this.#runtime.model.dispose(),
+      () => this.#runtime.llama.dispose(),
     ];
     for (const step of steps) {
       try {
@@ -198,7 +198,7 @@ export async function createLlamaCppBackend(options: LlamaCppBackendOptions): Pr
   };
   const modelPath = await resolveModelPath(options.model, resolveOptions);
   const threads = options.threads ?? defaultThreads();
-  const engine = await loadEngine({
+  const runtime = await loadLlamaRuntime({
     modelPath,
     threads,
     parallel: options.parallel,
@@ -208,13 +208,13 @@ export async function createLlamaCppBackend(options: LlamaCppBackendOptions): Pr
   });
   const info: LlamaCppBackendInfo = {
     modelPath,
-    sequences: engine.sequences.length,
-    contextSize: engine.facts.contextSize,
+    sequences: runtime.sequences.length,
+    contextSize: runtime.facts.contextSize,
     threads,
-    gpu: engine.gpu,
+    gpu: runtime.gpu,
   };
   options.logger?.info("llama.cpp model loaded", { ...info });
-  return new LlamaCppBackendImpl(`llama-cpp:${options.model}`, engine, info, options);
+  return new LlamaCppBackendImpl(`llama-cpp:${options.model}`, runtime, info, options);
 }
 
 function closingController(): AbortController {

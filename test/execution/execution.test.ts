@@ -50,7 +50,7 @@ async function readLines(server: TestServer, fileId: string | null | undefined):
 describe("execution engine", () => {
   it("runs a batch end to end through the official SDK, output in input order", async () => {
     fake = await startFakeBackend(() => ({ kind: "ok", delayMs: 5 }));
-    s = await startSluice({ engine: { backend: fake.url } });
+    s = await startSluice({ execution: { backend: fake.url } });
     const n = 300;
     const lines = Array.from({ length: n }, (_, i) => chatLine(`req-${i}`, `prompt ${i}`));
     const created = await submit(s, lines);
@@ -96,7 +96,10 @@ describe("execution engine", () => {
         };
       return { kind: "ok" };
     });
-    s = await startSluice({ engine: { backend: fake.url, timeoutMs: 500 }, worker: { tickMs: 50, retry: fastRetry } });
+    s = await startSluice({
+      execution: { backend: fake.url, timeoutMs: 500 },
+      worker: { tickMs: 50, retry: fastRetry },
+    });
     const names = ["429", "500", "reset", "hang", "always503", "bad400", "plain"];
     const created = await submit(
       s,
@@ -123,7 +126,7 @@ describe("execution engine", () => {
         ? { kind: "status", status: 400, body: { error: { message: "no", type: "invalid_request_error" } } }
         : { kind: "ok" },
     );
-    s = await startSluice({ engine: { backend: fake.url }, worker: { tickMs: 50 } });
+    s = await startSluice({ execution: { backend: fake.url }, worker: { tickMs: 50 } });
     const n = 2_345;
     const created = await submit(
       s,
@@ -163,7 +166,7 @@ describe("execution engine", () => {
     const closed = await startFakeBackend();
     await closed.close(); // a port nobody listens on: connections are refused
     s = await startSluice({
-      engine: { backend: closed.url },
+      execution: { backend: closed.url },
       worker: { tickMs: 50, retry: { ...fastRetry, maxAttempts: 2 } },
     });
     const created = await submit(s, [chatLine("x", "y")]);
@@ -180,7 +183,7 @@ describe("execution engine", () => {
     fake = await startFakeBackend((call) =>
       call.customKey.includes("bad") ? { kind: "status", status: 400 } : { kind: "ok" },
     );
-    s = await startSluice({ engine: { backend: fake.url }, worker: { tickMs: 50, outputFiles: false } });
+    s = await startSluice({ execution: { backend: fake.url }, worker: { tickMs: 50, outputFiles: false } });
     const mixed = await submit(s, [chatLine("a", "fine"), chatLine("b", "bad")]);
     const mixedDone = await waitForStatus(s.client, mixed.id, ["completed"]);
     expect(mixedDone.request_counts).toEqual({ total: 2, completed: 1, failed: 1 });
@@ -193,7 +196,7 @@ describe("execution engine", () => {
 
   it("cancel aborts in-flight calls and delivers what finished", async () => {
     fake = await startFakeBackend((call) => ({ kind: "ok", delayMs: call.customKey.endsWith("fast") ? 0 : 60_000 }));
-    s = await startSluice({ engine: { backend: fake.url } });
+    s = await startSluice({ execution: { backend: fake.url } });
     const lines = [chatLine("f1", "fast"), chatLine("s1", "slow"), chatLine("f2", "fast"), chatLine("s2", "slow")];
     const created = await submit(s, lines);
     for (;;) {
@@ -216,7 +219,7 @@ describe("execution engine", () => {
 
   it("expires at the end of the completion window, delivering finished results", async () => {
     fake = await startFakeBackend((call) => ({ kind: "ok", delayMs: call.customKey.endsWith("fast") ? 0 : 60_000 }));
-    s = await startSluice({ engine: { backend: fake.url } });
+    s = await startSluice({ execution: { backend: fake.url } });
     const created = await submit(s, [chatLine("a", "fast"), chatLine("b", "slow")], "2s");
     expect(created.expires_at).toBe(created.created_at + 2);
     const done = await waitForStatus(s.client, created.id, ["expired"], 20_000);
@@ -237,7 +240,7 @@ describe("execution engine", () => {
 
   it("streams partial results while running, and progress as SSE", async () => {
     fake = await startFakeBackend((call) => ({ kind: "ok", delayMs: call.customKey.includes("slow") ? 1500 : 0 }));
-    s = await startSluice({ engine: { backend: fake.url } });
+    s = await startSluice({ execution: { backend: fake.url } });
     const created = await submit(s, [chatLine("a", "quick"), chatLine("b", "slow")]);
     const events = fetch(`${s.baseURL}/batches/${created.id}/events`, {
       headers: { authorization: `Bearer ${s.apiKey}` },
@@ -264,7 +267,7 @@ describe("execution engine", () => {
     const { writeFile, mkdtemp } = await import("node:fs/promises");
     const dir = await mkdtemp(`${(await import("node:os")).tmpdir()}/sluice-cfg-`);
     await writeFile(`${dir}/sluice.yaml`, `routes:\n  - match: "known-*"\n    backends:\n      - url: ${fake.url}\n`);
-    s = await startSluice({ engine: { configFile: `${dir}/sluice.yaml` } });
+    s = await startSluice({ execution: { configFile: `${dir}/sluice.yaml` } });
     const created = await submit(s, [chatLine("a", "x", "known-1"), chatLine("b", "y", "mystery")]);
     const done = await waitForStatus(s.client, created.id, ["completed"]);
     expect(done.request_counts).toEqual({ total: 2, completed: 1, failed: 1 });
@@ -275,7 +278,7 @@ describe("execution engine", () => {
 
   it("keeps the result body exactly as the backend produced it", async () => {
     fake = await startFakeBackend();
-    s = await startSluice({ engine: { backend: fake.url } });
+    s = await startSluice({ execution: { backend: fake.url } });
     const created = await submit(s, [chatLine("u", 'ünïcødé "quoted" \\ line')]);
     const done = await waitForStatus(s.client, created.id, ["completed"]);
     const [line] = await readLines(s, done.output_file_id);

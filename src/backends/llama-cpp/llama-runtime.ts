@@ -17,7 +17,7 @@ import type { Logger } from "../../logger.js";
 import type { ModelFacts } from "./generation.js";
 import { chooseSequences, DEFAULT_CONTEXT_SIZE_CAP } from "./parallelism.js";
 
-export interface EngineOptions {
+export interface LlamaRuntimeOptions {
   modelPath: string;
   threads: number;
   /** Sequence count; undefined picks one from the model's memory needs. */
@@ -28,7 +28,7 @@ export interface EngineOptions {
   logger: Logger | undefined;
 }
 
-export interface Engine {
+export interface LlamaRuntime {
   llama: Llama;
   model: LlamaModel;
   context: LlamaContext;
@@ -47,7 +47,7 @@ function vocabSize(model: LlamaModel): number | null {
   return Array.isArray(tokens) && tokens.length > 0 ? tokens.length : null;
 }
 
-async function loadLlama(options: EngineOptions): Promise<Llama> {
+async function loadLlama(options: LlamaRuntimeOptions): Promise<Llama> {
   const { logger } = options;
   try {
     const llama = await getLlama({
@@ -81,7 +81,7 @@ async function loadLlama(options: EngineOptions): Promise<Llama> {
   }
 }
 
-export async function loadEngine(options: EngineOptions): Promise<Engine> {
+export async function loadLlamaRuntime(options: LlamaRuntimeOptions): Promise<LlamaRuntime> {
   const llama = await loadLlama(options);
   try {
     let model: LlamaModel;

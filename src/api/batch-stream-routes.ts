@@ -26,7 +26,7 @@ const KEY_RECHECK_MS = 2000;
 
 const outputQuery = z.object({ type: z.enum(["output", "error", "all"]).default("output") });
 
-export function registerEngineRoutes(app: FastifyInstance, ctx: AppContext): void {
+export function registerBatchStreamRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get("/v1/batches/:id/output", access("tenant"), async (request, reply) => {
     const { tenantId, keyId } = request.principal;
     const id = parseId("batch", request.params);

@@ -18,7 +18,7 @@ beforeAll(async () => {
     process.env[k] = v;
   }
   fake = await startFakeBackend();
-  s = await startSluice({ engine: { backend: fake.url }, limits: { inputUrlPrefixes: ["s3://inputs/allowed"] } });
+  s = await startSluice({ execution: { backend: fake.url }, limits: { inputUrlPrefixes: ["s3://inputs/allowed"] } });
 });
 afterAll(async () => {
   await s.close();
