@@ -79,7 +79,7 @@ export async function runEmbedded(o: EmbeddedRunOptions): Promise<EmbeddedRunRes
       limits: DEFAULT_LIMITS,
     },
     {
-      engine: { backend: o.backend },
+      execution: { backend: o.backend },
       logger: silentLogger,
       // With flow overrides the worker is assembled below, as openRuntime would, plus those options.
       // As `sluice run`: the output file is written from the store below, not by finalize.
