@@ -71,8 +71,13 @@ async function underLease<T>(
   try {
     return await work(lease);
   } catch (err) {
-    if (!(err instanceof LeaseLostError) && !(lost.signal.aborted && lease.signal.reason === err)) throw err;
-    ctx.logger.warn("batch job stopped: its lease was lost", { batchId: id, status });
+    // Stopped on purpose (lease lost, or the worker stopping): the job ends quietly, having
+    // written nothing more; anything else is a failure of the job.
+    const stopped = lease.signal.aborted && err === lease.signal.reason;
+    if (!(err instanceof LeaseLostError) && !stopped) throw err;
+    if (err instanceof LeaseLostError || lost.signal.aborted) {
+      ctx.logger.warn("batch job stopped: its lease was lost", { batchId: id, status });
+    }
     return undefined;
   } finally {
     clearInterval(timer);

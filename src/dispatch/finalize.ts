@@ -60,6 +60,8 @@ async function writeOutputFiles(ctx: AppContext, batch: BatchRow, signal: AbortS
   const keys = outputBlobKeys(batch.tenant_id, batch.id, newAttemptId());
   const out = openSink(ctx, keys.output);
   const err = openSink(ctx, keys.errors);
+  let outPut: { bytes: number };
+  let errPut: { bytes: number };
   try {
     for await (const page of finishedPages(ctx.store, batch.id)) {
       signal.throwIfAborted();
@@ -67,11 +69,18 @@ async function writeOutputFiles(ctx: AppContext, batch: BatchRow, signal: AbortS
       await write(out, joinLines(page, "output"), outputs);
       await write(err, joinLines(page, "error"), page.length - outputs);
     }
-  } finally {
     out.stream.end();
     err.stream.end();
+    [outPut, errPut] = await Promise.all([out.done, err.done]);
+  } catch (e) {
+    // Stopped (lease lost, worker stopping) or a write failed: both writes end before we return,
+    // and nothing of this attempt stays behind.
+    out.stream.destroy(e as Error);
+    err.stream.destroy(e as Error);
+    await Promise.allSettled([out.done, err.done]);
+    for (const key of [out.key, err.key]) await ctx.blobs.delete(key).catch(() => {});
+    throw e;
   }
-  const [outPut, errPut] = await Promise.all([out.done, err.done]);
   return [
     { kind: "output", key: out.key, name: `${batch.id}_output.jsonl`, lines: out.lines, bytes: outPut.bytes },
     { kind: "error", key: err.key, name: `${batch.id}_error.jsonl`, lines: err.lines, bytes: errPut.bytes },
