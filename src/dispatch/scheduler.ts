@@ -21,6 +21,13 @@ export interface SchedulableBatch {
   /** Higher runs first under priority-aware policies (0 by default). */
   priority: number;
   createdAtMs: number;
+  /** The batch's one model (null when its lines name several): where its rows will be routed. */
+  model: string | null;
+  /**
+   * What a request of this batch costs on its route, per million tokens (null: unknown, e.g. no
+   * price configured): for cost-aware policies.
+   */
+  routeCost: number | null;
 }
 
 /** One claim to try: up to `limit` rows of a batch, optionally only those sharing a prefix key. */

@@ -253,6 +253,8 @@ export class Worker {
             deadlineMs: Number(b.expires_at) * 1000,
             priority: 0,
             createdAtMs: Number(b.created_at) * 1000,
+            model: b.model,
+            routeCost: null,
           });
           this.#runJob(b.id, () => completeJob(this.#jobs, b.id));
         }

@@ -124,12 +124,12 @@ export async function batchesInStatus(
 ): Promise<
   Pick<
     BatchRow,
-    "id" | "tenant_id" | "status" | "endpoint" | "created_at" | "expires_at" | "owner" | "owner_expires_ms"
+    "id" | "tenant_id" | "status" | "endpoint" | "model" | "created_at" | "expires_at" | "owner" | "owner_expires_ms"
   >[]
 > {
   return store.db
     .selectFrom("batches")
-    .select(["id", "tenant_id", "status", "endpoint", "created_at", "expires_at", "owner", "owner_expires_ms"])
+    .select(["id", "tenant_id", "status", "endpoint", "model", "created_at", "expires_at", "owner", "owner_expires_ms"])
     .where("status", "in", statuses)
     .orderBy("created_at", "asc")
     .limit(limit)

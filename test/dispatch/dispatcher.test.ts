@@ -122,6 +122,8 @@ const batch = (id: string): SchedulableBatch => ({
   deadlineMs: Number.MAX_SAFE_INTEGER,
   priority: 0,
   createdAtMs: 0,
+  model: "m",
+  routeCost: null,
 });
 
 function setup(backend: Backend, claims = new MemoryClaims()) {
