@@ -3,6 +3,7 @@ import { createWriteStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import { isTerminal } from "../batch/lifecycle.js";
+import type { ClientFlags, ClientOptions } from "../config/server.js";
 import { fromFlag, integer } from "../config/setting.js";
 import { resolveClient } from "../config.js";
 import { api, download, uploadFile } from "./http-client.js";
@@ -33,8 +34,7 @@ function printBatch(b: BatchView, json: boolean): void {
   }
 }
 
-async function waitFor(id: string, json: boolean): Promise<BatchView> {
-  const c = resolveClient();
+async function waitFor(c: ClientOptions, id: string, json: boolean): Promise<BatchView> {
   const bar = json ? undefined : createProgress();
   try {
     for (;;) {
@@ -53,42 +53,53 @@ export function registerClientCommands(program: Command): void {
   program
     .command("submit <file>")
     .description("Upload a batch input file and create a batch on the server at SLUICE_BASE_URL")
+    .option("--base-url <url>", "the server (default SLUICE_BASE_URL, else http://127.0.0.1:8080/v1)")
+    .option("--api-key <key>", "API key (default SLUICE_API_KEY)")
     .option("--endpoint <url>", "batch endpoint", "/v1/chat/completions")
     .option("--window <duration>", "completion window: 24h, 1h, 7d…", "24h")
     .option("--wait", "show a progress bar until the batch ends")
     .option("--json", "machine-readable output")
-    .action(async (file: string, flags: { endpoint: string; window: string; wait?: boolean; json?: boolean }) => {
-      const c = resolveClient();
-      const uploaded = await uploadFile(c, file);
-      let batch = await api<BatchView>(c, "POST", "/batches", {
-        input_file_id: uploaded.id,
-        endpoint: flags.endpoint,
-        completion_window: flags.window,
-      });
-      if (flags.wait) batch = await waitFor(batch.id, flags.json === true);
-      printBatch(batch, flags.json === true);
-      if (flags.wait && (batch.status !== "completed" || batch.request_counts.failed > 0)) process.exitCode = 1;
-    });
+    .action(
+      async (
+        file: string,
+        flags: ClientFlags & { endpoint: string; window: string; wait?: boolean; json?: boolean },
+      ) => {
+        const c = resolveClient(flags);
+        const uploaded = await uploadFile(c, file);
+        let batch = await api<BatchView>(c, "POST", "/batches", {
+          input_file_id: uploaded.id,
+          endpoint: flags.endpoint,
+          completion_window: flags.window,
+        });
+        if (flags.wait) batch = await waitFor(c, batch.id, flags.json === true);
+        printBatch(batch, flags.json === true);
+        if (flags.wait && (batch.status !== "completed" || batch.request_counts.failed > 0)) process.exitCode = 1;
+      },
+    );
 
   program
     .command("status <id>")
     .description("Show a batch")
+    .option("--base-url <url>", "the server (default SLUICE_BASE_URL, else http://127.0.0.1:8080/v1)")
+    .option("--api-key <key>", "API key (default SLUICE_API_KEY)")
     .option("--json", "machine-readable output")
     .option("--wait", "show a progress bar until the batch ends")
-    .action(async (id: string, flags: { json?: boolean; wait?: boolean }) => {
+    .action(async (id: string, flags: ClientFlags & { json?: boolean; wait?: boolean }) => {
       const b = flags.wait
-        ? await waitFor(id, flags.json === true)
-        : await api<BatchView>(resolveClient(), "GET", `/batches/${id}`);
+        ? await waitFor(resolveClient(flags), id, flags.json === true)
+        : await api<BatchView>(resolveClient(flags), "GET", `/batches/${id}`);
       printBatch(b, flags.json === true);
     });
 
   program
     .command("results <id>")
     .description("Download a batch's results (finished so far, if it is still running)")
+    .option("--base-url <url>", "the server (default SLUICE_BASE_URL, else http://127.0.0.1:8080/v1)")
+    .option("--api-key <key>", "API key (default SLUICE_API_KEY)")
     .option("-o, --output <file>", "write to a file instead of stdout")
     .option("--errors", "the error lines instead of the successful ones")
-    .action(async (id: string, flags: { output?: string; errors?: boolean }) => {
-      const c = resolveClient();
+    .action(async (id: string, flags: ClientFlags & { output?: string; errors?: boolean }) => {
+      const c = resolveClient(flags);
       const b = await api<BatchView>(c, "GET", `/batches/${id}`);
       const fileId = flags.errors ? b.error_file_id : b.output_file_id;
       const path = isTerminal(b.status)
@@ -104,19 +115,23 @@ export function registerClientCommands(program: Command): void {
   program
     .command("cancel <id>")
     .description("Cancel a batch (finished results are still delivered)")
+    .option("--base-url <url>", "the server (default SLUICE_BASE_URL, else http://127.0.0.1:8080/v1)")
+    .option("--api-key <key>", "API key (default SLUICE_API_KEY)")
     .option("--json", "machine-readable output")
-    .action(async (id: string, flags: { json?: boolean }) => {
-      printBatch(await api<BatchView>(resolveClient(), "POST", `/batches/${id}/cancel`), flags.json === true);
+    .action(async (id: string, flags: ClientFlags & { json?: boolean }) => {
+      printBatch(await api<BatchView>(resolveClient(flags), "POST", `/batches/${id}/cancel`), flags.json === true);
     });
 
   program
     .command("list")
     .description("List recent batches")
+    .option("--base-url <url>", "the server (default SLUICE_BASE_URL, else http://127.0.0.1:8080/v1)")
+    .option("--api-key <key>", "API key (default SLUICE_API_KEY)")
     .option("--limit <n>", "how many", "20")
     .option("--json", "machine-readable output")
-    .action(async (flags: { limit: string; json?: boolean }) => {
+    .action(async (flags: ClientFlags & { limit: string; json?: boolean }) => {
       const limit = fromFlag("--limit", flags.limit, integer(1, 100)) ?? 20;
-      const page = await api<{ data: BatchView[] }>(resolveClient(), "GET", `/batches?limit=${limit}`);
+      const page = await api<{ data: BatchView[] }>(resolveClient(flags), "GET", `/batches?limit=${limit}`);
       if (flags.json) process.stdout.write(`${JSON.stringify(page.data)}\n`);
       else for (const b of page.data) printBatch(b, false);
     });

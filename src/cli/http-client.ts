@@ -8,6 +8,23 @@ import { SluiceError } from "../errors.js";
 
 export type { ClientOptions };
 
+/**
+ * `fetch`, with a failure to connect said in words a newcomer can act on: which URL, why, and how
+ * to point the client elsewhere.
+ */
+async function send(c: ClientOptions, path: string, init: RequestInit = {}): Promise<Response> {
+  try {
+    return await fetch(`${c.baseUrl}${path}`, init);
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? (err as Error).message;
+    throw new SluiceError(
+      "server_unreachable",
+      `cannot reach Sluice at ${c.baseUrl} (${why}): is \`sluice serve\` running? set SLUICE_BASE_URL or pass --base-url`,
+    );
+  }
+}
+
 async function check(res: Response): Promise<Response> {
   if (res.ok) return res;
   const text = await res.text();
@@ -19,7 +36,7 @@ async function check(res: Response): Promise<Response> {
 }
 
 export async function api<T>(c: ClientOptions, method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${c.baseUrl}${path}`, {
+  const res = await send(c, path, {
     method,
     headers: {
       authorization: `Bearer ${c.apiKey}`,
@@ -32,7 +49,12 @@ export async function api<T>(c: ClientOptions, method: string, path: string, bod
 
 /** Streams a file as multipart/form-data without reading it into memory. */
 export async function uploadFile(c: ClientOptions, path: string, purpose = "batch"): Promise<{ id: string }> {
-  const size = (await stat(path)).size;
+  const size = await stat(path).then(
+    (st) => st.size,
+    () => {
+      throw new SluiceError("file_not_found", `input file not found: ${path}`);
+    },
+  );
   const boundary = `----sluice${Math.random().toString(16).slice(2)}`;
   const head = Buffer.from(
     `--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n${purpose}\r\n` +
@@ -45,7 +67,7 @@ export async function uploadFile(c: ClientOptions, path: string, purpose = "batc
     yield* createReadStream(path);
     yield tail;
   }
-  const res = await fetch(`${c.baseUrl}/files`, {
+  const res = await send(c, "/files", {
     method: "POST",
     headers: {
       authorization: `Bearer ${c.apiKey}`,
@@ -59,7 +81,7 @@ export async function uploadFile(c: ClientOptions, path: string, purpose = "batc
 }
 
 export async function download(c: ClientOptions, path: string): Promise<Readable> {
-  const res = await check(await fetch(`${c.baseUrl}${path}`, { headers: { authorization: `Bearer ${c.apiKey}` } }));
+  const res = await check(await send(c, path, { headers: { authorization: `Bearer ${c.apiKey}` } }));
   if (res.body === null) return Readable.from([]);
   return Readable.fromWeb(res.body as import("node:stream/web").ReadableStream);
 }

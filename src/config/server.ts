@@ -42,11 +42,22 @@ export interface ClientOptions {
   apiKey: string;
 }
 
-export function resolveClient(env: Env = process.env): ClientOptions {
-  const baseUrl = fromEnv(env, "SLUICE_BASE_URL", httpUrl("url")) ?? "http://127.0.0.1:8080/v1";
-  const key = fromEnv(env, "SLUICE_API_KEY", apiKey);
+/** The client commands' `--base-url` and `--api-key` (they win over SLUICE_BASE_URL, SLUICE_API_KEY). */
+export interface ClientFlags {
+  baseUrl?: string | undefined;
+  apiKey?: string | undefined;
+}
+
+export function resolveClient(flags: ClientFlags = {}, env: Env = process.env): ClientOptions {
+  const baseUrl =
+    read(pick({ name: "--base-url", value: flags.baseUrl }, env, "SLUICE_BASE_URL"), httpUrl("url")) ??
+    "http://127.0.0.1:8080/v1";
+  const key = read(pick({ name: "--api-key", value: flags.apiKey }, env, "SLUICE_API_KEY"), apiKey);
   if (key === undefined) {
-    throw new SluiceError("missing_api_key", "Set SLUICE_API_KEY to the key the server printed (or was started with).");
+    throw new SluiceError(
+      "missing_api_key",
+      "No API key: pass --api-key or set SLUICE_API_KEY to the key the server printed (or was started with).",
+    );
   }
   return { baseUrl: baseUrl.replace(/\/+$/, ""), apiKey: key };
 }

@@ -1,5 +1,7 @@
 /** The client commands against a real `sluice serve` child: submit --wait, status, results, list, cancel. */
+import { once } from "node:events";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -73,4 +75,28 @@ it("cancels a running batch and reports API errors clearly", async () => {
   const missing = await run(["status", "batch_missing"]);
   expect(missing.code).toBe(2);
   expect(missing.out).toMatch(/HTTP 404: No batch found/);
+});
+
+it("takes --base-url and --api-key, and names the target when the server cannot be reached", async () => {
+  const viaFlags = sluice(["list", "--json", "--base-url", env.SLUICE_BASE_URL as string, "--api-key", KEY], {
+    SLUICE_BASE_URL: "",
+    SLUICE_API_KEY: "",
+  });
+  expect(await viaFlags.exited).toBe(0);
+  expect(JSON.parse(viaFlags.output()) as unknown).toBeInstanceOf(Array);
+
+  // A port nothing listens on: bound, then closed.
+  const probe = createServer().listen(0, "127.0.0.1");
+  await once(probe, "listening");
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  const away = sluice(["list", "--base-url", `http://127.0.0.1:${port}/v1`, "--api-key", KEY], {});
+  expect(await away.exited).toBe(2);
+  expect(away.output()).toContain(
+    `sluice: cannot reach Sluice at http://127.0.0.1:${port}/v1 (ECONNREFUSED): is \`sluice serve\` running? set SLUICE_BASE_URL or pass --base-url`,
+  );
+
+  const missing = await run(["submit", join(dir, "no-such-file.jsonl")]);
+  expect(missing.code).toBe(2);
+  expect(missing.out).toContain(`input file not found: ${join(dir, "no-such-file.jsonl")}`);
 });

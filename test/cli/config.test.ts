@@ -153,7 +153,7 @@ describe("resolveConfig: bad values name the setting, the value and what is acce
     ],
     [
       "client URL",
-      () => resolveClient({ SLUICE_BASE_URL: "127.0.0.1:8080", SLUICE_API_KEY: "sk-0123456789abcdef" }),
+      () => resolveClient({}, { SLUICE_BASE_URL: "127.0.0.1:8080", SLUICE_API_KEY: "sk-0123456789abcdef" }),
       /^invalid setting SLUICE_BASE_URL: /,
     ],
     [
@@ -247,7 +247,7 @@ describe("resolveConfig: good values", () => {
     expect(resolveServer({ port: "0" }, { SLUICE_PORT: "9000" }).port).toBe(0);
     expect(resolveServer({}, { SLUICE_PORT: "9000" }).port).toBe(9000);
     expect(resolveRunConfig({}, {})).toMatchObject({ logLevel: "warn", window: "30d" });
-    expect(resolveClient({ SLUICE_API_KEY: "sk-0123456789abcdef", SLUICE_BASE_URL: "https://h/v1/" })).toEqual({
+    expect(resolveClient({}, { SLUICE_API_KEY: "sk-0123456789abcdef", SLUICE_BASE_URL: "https://h/v1/" })).toEqual({
       baseUrl: "https://h/v1",
       apiKey: "sk-0123456789abcdef",
     });
