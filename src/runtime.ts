@@ -62,9 +62,11 @@ export async function resolveRoutes(
   if (execution.backend !== undefined) {
     routes.push({ patterns: ["*"], backends: [{ engine: "openai", url: execution.backend }] });
   } else if (routes.length === 0) {
-    // Nothing configured: the embedded engine serves every model (the offline default).
+    // Nothing configured but a model: the embedded engine serves every model with it. Nothing at
+    // all: only lines that ask for the demo model run on it, never a file written for another
+    // model (a random-weight model answering "gpt-4o-mini" lines would be a silent lie).
     routes.push({
-      patterns: ["*"],
+      patterns: execution.model === undefined ? ["demo"] : ["*"],
       backends: [
         {
           engine: "llama-cpp",

@@ -101,6 +101,16 @@ export class Router {
   }
 
   /** The pool for a model, created on first use; undefined when no route matches. */
+  /** Whether some route serves `model` (without creating its backends). */
+  routes(model: string): boolean {
+    return this.#route(model) !== null;
+  }
+
+  /** Whether one route serves every model (a `*` pattern): no model can lack a route. */
+  get servesEveryModel(): boolean {
+    return this.#routes.some((r) => r.spec.patterns.includes("*"));
+  }
+
   pool(model: string): Promise<BackendPool> | undefined {
     const route = this.#route(model);
     if (route === null) return undefined;

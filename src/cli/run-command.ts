@@ -17,9 +17,10 @@ import { writeFinishedFile } from "../batch/result-stream.js";
 import { resolveRunConfig } from "../config.js";
 import { SluiceError } from "../errors.js";
 import { createLogger } from "../logger.js";
-import { openRuntime, type Runtime } from "../runtime.js";
+import { openRuntime, type Runtime, resolveRoutes } from "../runtime.js";
 import { type BatchRow, getBatch } from "../store/batches.js";
 import { DEFAULT_TENANT } from "../store/tenants.js";
+import { checkModelsRouted } from "./model-check.js";
 import { addExecutionOptions, type ExecutionCliFlags } from "./options.js";
 import { createProgress } from "./progress.js";
 import { onShutdownSignal } from "./serve-command.js";
@@ -127,6 +128,8 @@ export function registerRunCommand(program: Command): void {
     const output = resolve(flags.output);
     const hash = createHash("sha256").update(`${input}\0${output}`).digest("hex").slice(0, 16);
     const workDir = resolve(flags.workDir ?? join(".sluice-run", hash));
+    // Every model of the file has an engine, or nothing is created (no work folder, no output).
+    await checkModelsRouted(input, (await resolveRoutes(execution)).routes);
     await mkdir(workDir, { recursive: true });
     const rt = await openRuntime(
       { dataDir: workDir, store: { kind: "sqlite", path: join(workDir, "sluice.db") }, ...settings },

@@ -43,6 +43,22 @@ describe("sluice run", () => {
   });
   afterAll(async () => fake.close());
 
+  it("refuses a file whose models have no engine, before creating anything (no silent demo model)", async () => {
+    const inPath = await input("gpt.jsonl", [chatLine("a", "hi", "demo"), chatLine("b", "hi", "gpt-4o-mini")]);
+    const out = join(dir, "gpt.out");
+    const work = join(dir, "w-gpt");
+    const c = sluice(["run", inPath, "-o", out, "--work-dir", work]);
+    expect(await c.exited).toBe(2);
+    expect(c.output()).toContain(
+      "sluice: no engine is configured for model 'gpt-4o-mini' (line 2): pass --backend http://HOST:PORT/v1",
+    );
+    expect(existsSync(out)).toBe(false);
+    expect(existsSync(work)).toBe(false);
+    const missing = sluice(["run", join(dir, "nope.jsonl"), "-o", out, "--work-dir", work]);
+    expect(await missing.exited).toBe(2);
+    expect(missing.output()).toContain(`input file not found: ${join(dir, "nope.jsonl")}`);
+  });
+
   it("runs a file and writes every line in input order", async () => {
     const lines = Array.from({ length: 200 }, (_, i) => chatLine(`r${i}`, `run ${i}`));
     const inPath = await input("ok.jsonl", lines);
