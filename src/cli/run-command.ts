@@ -19,6 +19,7 @@ import { SluiceError } from "../errors.js";
 import { createLogger } from "../logger.js";
 import { openRuntime, type Runtime, resolveRoutes } from "../runtime.js";
 import { type BatchRow, getBatch } from "../store/batches.js";
+import { lockDataFolder } from "../store/folder-lock.js";
 import { DEFAULT_TENANT } from "../store/tenants.js";
 import { checkModelsRouted } from "./model-check.js";
 import { addExecutionOptions, type ExecutionCliFlags } from "./options.js";
@@ -131,6 +132,7 @@ export function registerRunCommand(program: Command): void {
     // Every model of the file has an engine, or nothing is created (no work folder, no output).
     await checkModelsRouted(input, (await resolveRoutes(execution)).routes);
     await mkdir(workDir, { recursive: true });
+    lockDataFolder(workDir); // two runs of the same command must not both run the batch
     const rt = await openRuntime(
       { dataDir: workDir, store: { kind: "sqlite", path: join(workDir, "sluice.db") }, ...settings },
       // The `-o` file is written from the store below: the batch needs no output files of its own.

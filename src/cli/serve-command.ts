@@ -1,11 +1,13 @@
 /** `sluice serve` (API + in-process worker) and `sluice worker` (worker only, no HTTP). */
 
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import type { Command } from "commander";
 import { buildApi } from "../api/server.js";
 import { type CommonOptions, resolveConfig, resolveServer } from "../config.js";
 import { SluiceError } from "../errors.js";
 import { openRuntime, type Runtime } from "../runtime.js";
+import { lockDataFolder } from "../store/folder-lock.js";
 import { countActiveKeys, createApiKey, DEFAULT_TENANT } from "../store/tenants.js";
 import { addCommonOptions, addExecutionOptions, type CommonCliFlags, type ExecutionCliFlags } from "./options.js";
 
@@ -57,6 +59,11 @@ export function registerServeCommands(program: Command): void {
       throw new SluiceError("invalid_tls", "--tls-cert and --tls-key go together.");
     }
     warnIfPlaintext(common);
+    // One process per SQLite folder (a second serve or run on it exits 2 naming the holder).
+    if (common.store.kind === "sqlite") {
+      await mkdir(dirname(common.store.path), { recursive: true });
+      lockDataFolder(dirname(common.store.path));
+    }
     const runtime = await openRuntime(common, { execution, worker: flags.worker ? {} : false });
     const envKey = server.apiKey;
     if (envKey === undefined && (await countActiveKeys(runtime.ctx.store)) === 0) {
