@@ -146,7 +146,8 @@ export function registerRunCommand(program: Command): void {
     try {
       const batchId = await startOrResume(rt, workDir, input, { ...flags, window });
       rt.worker?.start();
-      const b = await waitForEnd(rt, batchId, flags.json === true || !process.stderr.isTTY);
+      // Not a terminal: createProgress prints a progress line every few seconds instead of a bar.
+      const b = await waitForEnd(rt, batchId, flags.json === true);
       const tmp = `${output}.tmp`;
       await writeFinishedFile(rt.ctx.store, batchId, tmp);
       await rename(tmp, output);

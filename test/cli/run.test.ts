@@ -71,6 +71,8 @@ describe("sluice run", () => {
       expectedContent({ messages: [{ content: "run 7" }] }),
     );
     expect(c.output()).toContain("200 succeeded, 0 failed");
+    // Not a terminal (a pipe): progress lines instead of a bar, the last one at the end.
+    expect(c.output()).toMatch(/completed: 200\/200 done, 0 failed\n/);
     // The results are written once, to -o: the embedded batch keeps no output files of its own.
     expect(existsSync(join(dir, "w-ok", "blobs", "files"))).toBe(true);
     expect(existsSync(join(dir, "w-ok", "blobs", "outputs"))).toBe(false);
