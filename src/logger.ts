@@ -1,4 +1,12 @@
-/** A minimal leveled logger that redacts anything looking like a secret before it is written. */
+/**
+ * The operational log, on pino: one JSON object per line (`level`, `time`, `pid`, `hostname`,
+ * the fields, `msg`) when stderr is not a terminal, a short human line when it is. Everything
+ * that looks like a secret is redacted before it is written: fields whose name says key, secret,
+ * token, password or authorization, and the patterns below anywhere in the line (messages, error
+ * stacks and causes included).
+ */
+import { pino } from "pino";
+
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
@@ -57,29 +65,70 @@ function jsonSafe(value: unknown): unknown {
   }
 }
 
-function render(fields: Record<string, unknown> | undefined): string {
-  if (fields === undefined) return "";
+/** Secret-named fields blanked (token counts kept), errors as objects: JSON keeps a stack on one line. */
+function safeFields(fields: Record<string, unknown>): Record<string, unknown> {
   const safe: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(fields)) {
     safe[k] = SECRET_KEYS.test(k) && !/tokens$/.test(k) ? "[redacted]" : v instanceof Error ? errorFields(v) : v;
   }
-  // JSON keeps the stack's newlines escaped: one log entry stays one line. Redaction runs on the
-  // whole line, stack and causes included.
-  return ` ${JSON.stringify(safe)}`;
+  return safe;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
-const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3, silent: 4 };
 
+/** `json`: one object per line, for collectors; `pretty`: a short line for a person at a terminal. */
+export type LogFormat = "json" | "pretty";
+
+/** pino's own keys, left out of a pretty line's fields. */
+const PINO_KEYS = new Set(["level", "time", "pid", "hostname", "msg"]);
+
+/** A pino JSON line as `HH:MM:SS.mmm level msg {fields}` (errors' stacks on the lines below). */
+export function prettyLine(json: string): string {
+  const entry = JSON.parse(json) as Record<string, unknown>;
+  const fields: Record<string, unknown> = {};
+  const stacks: string[] = [];
+  for (const [k, v] of Object.entries(entry)) {
+    if (PINO_KEYS.has(k)) continue;
+    const stack = (v as { stack?: unknown } | null)?.stack;
+    if (typeof stack === "string") {
+      stacks.push(stack.replace(/^/gm, "    "));
+      const { stack: _, ...rest } = v as Record<string, unknown>;
+      fields[k] = rest;
+    } else fields[k] = v;
+  }
+  const time = typeof entry.time === "string" ? entry.time.slice(11, 23) : "";
+  const level = String(entry.level ?? "").padEnd(5);
+  const rest = Object.keys(fields).length === 0 ? "" : ` ${JSON.stringify(fields)}`;
+  return `${time} ${level} ${String(entry.msg ?? "")}${rest}\n${stacks.map((s) => `${s}\n`).join("")}`;
+}
+
+/**
+ * A logger at `level` writing to `write` (default: stderr). `format` defaults to `pretty` when
+ * writing to a terminal, else `json`.
+ */
 export function createLogger(
   level: LogLevel = "info",
-  write: (line: string) => void = (l) => process.stderr.write(l),
+  write?: (line: string) => void,
+  format: LogFormat = write === undefined && process.stderr.isTTY ? "pretty" : "json",
 ): Logger {
-  const at = (lvl: Exclude<LogLevel, "silent">) => (msg: string, fields?: Record<string, unknown>) => {
-    if (ORDER[lvl] < ORDER[level]) return;
-    write(redact(`${new Date().toISOString()} ${lvl} ${msg}${render(fields)}\n`));
+  const out = write ?? ((l: string) => process.stderr.write(l));
+  const destination = { write: (line: string) => out(redact(format === "pretty" ? prettyLine(line) : line)) };
+  const log = pino(
+    {
+      level,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }), log: safeFields },
+      // Errors are rendered by safeFields whatever their field's name.
+      serializers: {},
+    },
+    destination,
+  );
+  return {
+    debug: (msg, fields) => log.debug(fields ?? {}, msg),
+    info: (msg, fields) => log.info(fields ?? {}, msg),
+    warn: (msg, fields) => log.warn(fields ?? {}, msg),
+    error: (msg, fields) => log.error(fields ?? {}, msg),
   };
-  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
 }
 
 export const silentLogger: Logger = createLogger("silent");

@@ -1,7 +1,9 @@
-/** The logger keeps an error's name, stack and cause chain, redacted, on one line. */
+/** The logger writes pino's JSON lines (a short line on a terminal), keeps an error's name, stack and cause chain, redacted, on one line. */
+import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { SluiceError } from "../../src/errors.js";
 import { createLogger } from "../../src/logger.js";
+import { ROOT } from "../helpers/cli.js";
 
 interface ErrorJson {
   name: string;
@@ -14,7 +16,7 @@ interface ErrorJson {
 function capture() {
   const lines: string[] = [];
   const logger = createLogger("debug", (l) => lines.push(l));
-  const fields = () => JSON.parse(lines[0]?.replace(/^\S+ \S+ [^{]*/, "") ?? "{}") as { [field: string]: ErrorJson };
+  const fields = () => JSON.parse(lines[0] ?? "{}") as { [field: string]: ErrorJson };
   return { logger, lines, fields };
 }
 
@@ -26,7 +28,7 @@ describe("logger: errors", () => {
     const top = new SluiceError("backend_error", "request failed", { cause: mid });
     logger.error("request failed", { error: top });
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^\S+ error request failed \{.*\}\n$/);
+    expect(lines[0]).toMatch(/^\{.*"msg":"request failed"\}\n$/);
     expect(lines[0]?.split("\n")).toHaveLength(2); // the stack's newlines stay escaped
     const e = fields().error as ErrorJson;
     expect(e).toMatchObject({ name: "SluiceError", code: "backend_error", message: "request failed" });
@@ -66,5 +68,51 @@ describe("logger: errors", () => {
     expect(lines[0]).not.toMatch(/hunter2pass|abcdefghijklmnop|sk-live0123456789abcdef|sk-zzzz/);
     expect(lines[0]).toContain("[redacted]");
     expect(lines[0]).toContain("postgres://sluice:[redacted]@db");
+  });
+});
+
+describe("logger: format", () => {
+  it("writes one pino JSON object per line: level label, ISO time, pid, fields, msg", () => {
+    const lines: string[] = [];
+    const logger = createLogger("info", (l) => lines.push(l));
+    logger.debug("below the level");
+    logger.info("batch created", { batchId: "batch_1", total: 3 });
+    logger.warn("50% done: %s stays as written");
+    expect(lines).toHaveLength(2);
+    const [first, second] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(first).toMatchObject({
+      level: "info",
+      pid: process.pid,
+      batchId: "batch_1",
+      total: 3,
+      msg: "batch created",
+    });
+    expect(new Date(String(first?.time)).toISOString()).toBe(first?.time);
+    expect(second).toMatchObject({ level: "warn", msg: "50% done: %s stays as written" });
+  });
+
+  it("writes JSON to stderr when stderr is not a terminal", () => {
+    const script = `import { createLogger } from "./src/logger.ts"; createLogger("info").info("hello", { n: 1, password: "pw-123" });`;
+    const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stderr)).toMatchObject({ level: "info", msg: "hello", n: 1, password: "[redacted]" });
+  });
+
+  it("writes a short line for a terminal, the stack below it, redacted", () => {
+    const lines: string[] = [];
+    const logger = createLogger("debug", (l) => lines.push(l), "pretty");
+    logger.info("batch created", { batchId: "batch_1", apiKey: "sk-abcdefghijklmnop" });
+    logger.error("request failed", { error: new Error("upstream said Bearer abcdefghijklmnop") });
+    expect(lines[0]).toMatch(
+      /^\d\d:\d\d:\d\d\.\d{3} info {2}batch created \{"batchId":"batch_1","apiKey":"\[redacted\]"\}\n$/,
+    );
+    expect(lines[1]).toMatch(
+      /^\S+ error request failed \{"error":\{"name":"Error","message":"upstream said \[redacted\]"\}\}\n {4}Error: /,
+    );
+    expect(lines[1]).toContain("logger.test.ts");
+    expect(lines.join("")).not.toContain("abcdefghijklmnop");
   });
 });
