@@ -66,6 +66,14 @@ export async function createBatch(ctx: AppContext, input: CreateBatchInput): Pro
     if (metadata !== null) await ctx.store.dataKeys.destroy(metadataKeyOwner(id)).catch(() => {});
     throw err;
   }
+  ctx.logger.info("batch created", {
+    batchId: row.id,
+    tenantId: row.tenant_id,
+    endpoint: row.endpoint,
+    completionWindow: row.completion_window,
+    inputFileId: file.id,
+    expiresAt: new Date((created + windowSeconds) * 1000).toISOString(),
+  });
   ctx.events.emit("batch.status", { batchId: row.id, tenantId: row.tenant_id, status: "validating", at: created });
   return row;
 }
@@ -129,6 +137,7 @@ export async function cancelBatch(ctx: AppContext, tenantId: string, id: string)
       "batch_not_cancellable",
     );
   }
+  ctx.logger.info("batch cancelling", { batchId: id, tenantId, from: batch.status });
   ctx.events.emit("batch.status", { batchId: id, tenantId, status: "cancelling", at });
   const updated = await getBatch(ctx.store, tenantId, id);
   if (updated === undefined) throw notFound("batch", id);

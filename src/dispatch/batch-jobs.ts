@@ -28,6 +28,7 @@ import { getFile } from "../store/files.js";
 import { terminateUnfinished } from "../store/requests/terminate.js";
 import { nowSeconds } from "../store/tenants.js";
 import { finalizeBatch, type JobLease } from "./finalize.js";
+import { logBatchEnded, logBatchStarted, logValidationFailed } from "./lifecycle-log.js";
 
 export interface JobContext extends AppContext {
   owner: string;
@@ -93,6 +94,7 @@ export async function validateJob(ctx: JobContext, id: string): Promise<void> {
     // A previous owner may have died mid-ingest: start from a clean slate.
     await clearBatchRequests(ctx.store, lease);
     const file = await getFile(ctx.store, batch.tenant_id, batch.input_file_id);
+    const startedMs = Date.now();
     let result: Awaited<ReturnType<typeof ingestBatchInput>>;
     if (file === undefined) {
       result = {
@@ -127,6 +129,7 @@ export async function validateJob(ctx: JobContext, id: string): Promise<void> {
       }
     }
     const now = nowSeconds();
+    const durationMs = Date.now() - startedMs;
     if (result.ok) {
       const fields = { in_progress_at: now, total: result.total, model: result.model };
       const moved = await transitionBatch(
@@ -137,8 +140,10 @@ export async function validateJob(ctx: JobContext, id: string): Promise<void> {
         { ...fields, owner: null, owner_expires_ms: null },
         ctx.owner,
       );
-      if (moved) emit(ctx, batch, "in_progress");
-      else await setBatchTotal(ctx.store, id, result.total, ctx.owner);
+      if (moved) {
+        logBatchStarted(ctx.logger, batch, { lines: result.total, model: result.model, durationMs });
+        emit(ctx, batch, "in_progress");
+      } else await setBatchTotal(ctx.store, id, result.total, ctx.owner);
       return;
     }
     await clearBatchRequests(ctx.store, lease);
@@ -153,6 +158,11 @@ export async function validateJob(ctx: JobContext, id: string): Promise<void> {
         ctx.owner,
       )
     ) {
+      logValidationFailed(ctx.logger, batch, {
+        errorCount: result.errorCount,
+        firstCode: result.errors[0]?.code,
+        durationMs,
+      });
       emit(ctx, batch, "failed");
     }
   });
@@ -184,7 +194,10 @@ export async function failBatchAfterJobErrors(ctx: JobContext, id: string, attem
     owner: null,
     owner_expires_ms: null,
   });
-  if (moved) emit(ctx, batch, "failed");
+  if (moved) {
+    logBatchEnded(ctx.logger, batch, "failed");
+    emit(ctx, batch, "failed");
+  }
 }
 
 /** in_progress → finalizing (with the end status to reach), taking the batch lease in the same step. */
@@ -224,9 +237,11 @@ export async function finalizeOwned(ctx: JobContext, id: string): Promise<void> 
   await underLease(ctx, id, "finalizing", async (lease) => {
     const batch = await getRow(ctx, id);
     if (batch === undefined || batch.status !== "finalizing") return;
-    if (batch.end_status === "expired") await terminateUnfinished(ctx.store, lease, "expired", EXPIRED_ERROR);
+    const expired =
+      batch.end_status === "expired" ? await terminateUnfinished(ctx.store, lease, "expired", EXPIRED_ERROR) : 0;
     lease.signal.throwIfAborted();
-    await finalizeBatch(ctx, batch, lease, "finalizing", { files: ctx.outputFiles });
+    const status = await finalizeBatch(ctx, batch, lease, "finalizing", { files: ctx.outputFiles });
+    logBatchEnded(ctx.logger, batch, status, expired);
   });
 }
 
@@ -234,10 +249,11 @@ export async function cancelJob(ctx: JobContext, id: string): Promise<void> {
   await underLease(ctx, id, "cancelling", async (lease) => {
     const batch = await getRow(ctx, id);
     if (batch === undefined || batch.status !== "cancelling") return;
-    await terminateUnfinished(ctx.store, lease, "cancelled", CANCELLED_ERROR);
+    const cancelled = await terminateUnfinished(ctx.store, lease, "cancelled", CANCELLED_ERROR);
     lease.signal.throwIfAborted();
-    await finalizeBatch(ctx, { ...batch, end_status: "cancelled" }, lease, "cancelling", {
+    const status = await finalizeBatch(ctx, { ...batch, end_status: "cancelled" }, lease, "cancelling", {
       files: ctx.outputFiles,
     });
+    logBatchEnded(ctx.logger, batch, status, cancelled);
   });
 }

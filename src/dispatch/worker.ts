@@ -24,6 +24,7 @@ import {
 } from "./batch-jobs.js";
 import { Checkpointer, type CheckpointerOptions } from "./checkpointer.js";
 import { Dispatcher } from "./dispatcher.js";
+import { ProgressLog } from "./progress-log.js";
 import {
   backoffDelay,
   DEFAULT_JOB_RETRY,
@@ -111,9 +112,11 @@ export class Worker {
       { retry: this.#o.retry, maxClaim: this.#o.maxClaim, maxWindow: this.#o.maxWindow },
     );
     this.#checkpointer.onError = (err) => ctx.logger.error("checkpoint failed", { error: err as Error });
+    const progressLog = new ProgressLog(ctx.logger);
     this.#checkpointer.onCommitted = (progress, _written, group) => {
       this.#dispatcher.committed(group);
       this.#afterCommit(progress);
+      progressLog.observe(progress);
     };
     router.onFlowChange = (backend, limit, inFlight, reason) =>
       ctx.events.emit("backend.limit", { backend, limit, inFlight, reason });
