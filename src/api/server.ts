@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { MetricsAuth } from "../config.js";
 import type { AppContext } from "../context.js";
 import { newRequestId } from "../ids.js";
+import { installAccessLog } from "./access-log.js";
 import { registerAdminRoutes } from "./admin-routes.js";
 import { access, installAuth } from "./auth.js";
 import { registerBatchStreamRoutes } from "./batch-stream-routes.js";
@@ -43,6 +44,7 @@ export async function buildApi(ctx: AppContext, options: ApiOptions): Promise<Fa
     void reply.header("x-request-id", request.id);
     void reply.header("x-content-type-options", "nosniff");
   });
+  installAccessLog(app, ctx.logger);
   installErrorHandling(app, ctx.logger);
   installBodyTimeout(app, ctx);
   // JSON routes take JSON only: a text/plain body is a 415, not a string handed to the schema.
