@@ -65,6 +65,17 @@ export function batchObject(b: BatchRow) {
       total_tokens: input + output,
     },
     metadata: b.metadata === null ? null : (JSON.parse(b.metadata) as Record<string, string>),
+    // Extension: an in_progress batch whose engine is away (README "Engines that are away").
+    waiting_for_backend: waitingForBackend(b),
+  };
+}
+
+function waitingForBackend(b: BatchRow): { since: number; message: string } | null {
+  if (b.status !== "in_progress" || b.waiting_since === null || b.waiting_since === undefined) return null;
+  return {
+    since: Number(b.waiting_since),
+    message:
+      "No engine serving this batch's model answers; its lines wait, without spending attempts, until one does or the batch expires.",
   };
 }
 

@@ -4,6 +4,8 @@
  * control, retries and checkpointing live above it, so a backend only executes and classifies.
  */
 
+export type ProbeResult = { ok: true; status: number } | { ok: false; cause: string };
+
 export interface TokenUsage {
   inputTokens: number;
   outputTokens: number;
@@ -20,6 +22,11 @@ export interface BackendCall {
   model: string;
   /** Aborts on cancel, lost lease, shutdown or timeout. Always honoured. */
   signal: AbortSignal;
+  /**
+   * This call's own time budget (ms), learned from the latency observed (flow/call-timeout.ts);
+   * the backend's configured timeout stays the upper bound. Absent: the configured timeout.
+   */
+  timeoutMs?: number | undefined;
 }
 
 /** The engine answered over HTTP (any status). */
@@ -42,6 +49,11 @@ export interface BackendFailure {
   message: string;
   /** Whether another attempt could succeed (resets, timeouts: yes; bad model path: no). */
   retryable: boolean;
+  /**
+   * The call never reached an engine (connection refused, DNS failure, no route to the host,
+   * connect timeout): it costs the line no attempt.
+   */
+  unreached?: true;
 }
 
 export type BackendResult = BackendResponse | BackendFailure;
@@ -55,6 +67,11 @@ export interface Backend {
    */
   readonly maxConcurrency: number | undefined;
   call(request: BackendCall): Promise<BackendResult>;
+  /**
+   * Whether the engine answers at all (the circuit breaker asks while a replica is down). Absent:
+   * the backend cannot be away (the embedded engine), a trial call decides.
+   */
+  probe?(): Promise<ProbeResult>;
   /** Releases sockets, models, contexts. Idempotent. */
   close(): Promise<void>;
 }

@@ -4,8 +4,9 @@
  * and every outcome classified as a response (any status) or a failure.
  */
 import { type Dispatcher, Pool } from "undici";
-import type { Backend, BackendCall, BackendResult } from "./backend.js";
+import type { Backend, BackendCall, BackendResult, ProbeResult } from "./backend.js";
 import { usageFromBody } from "./backend.js";
+import { probeHttp } from "./probe.js";
 import { parseRetryAfter } from "./retry-after.js";
 
 export interface OpenAiHttpOptions {
@@ -26,11 +27,22 @@ const CONNECTION_CODES = new Set([
   "EHOSTUNREACH",
   "ENETUNREACH",
   "EAI_AGAIN",
+  "ENOTFOUND",
   "UND_ERR_SOCKET",
   "UND_ERR_CLOSED",
   "UND_ERR_CONNECT_TIMEOUT",
   "UND_ERR_HEADERS_TIMEOUT",
   "UND_ERR_BODY_TIMEOUT",
+]);
+
+/** Of those, the ones where no engine saw the request: the connection was never made. */
+const UNREACHED_CODES = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+  "UND_ERR_CONNECT_TIMEOUT",
 ]);
 
 export class OpenAiHttpBackend implements Backend {
@@ -40,8 +52,9 @@ export class OpenAiHttpBackend implements Backend {
   readonly #basePath: string;
   readonly #headers: Record<string, string>;
   readonly #timeoutMs: number;
+  readonly #baseUrl: string;
   #closed = false;
-  /** Calls in flight, in start order (= deadline order). */
+  /** Calls in flight, in start order. */
   readonly #calls = new Set<HttpCall>();
   /** Calls by the caller's signal, which is watched with one listener however many calls share it. */
   readonly #bySignal = new WeakMap<AbortSignal, Set<HttpCall>>();
@@ -63,13 +76,20 @@ export class OpenAiHttpBackend implements Backend {
     this.#headers = { "content-type": "application/json", ...(options.headers ?? {}) };
     if (options.apiKey !== undefined) this.#headers.authorization = `Bearer ${options.apiKey}`;
     this.#timeoutMs = options.timeoutMs;
+    this.#baseUrl = options.baseUrl;
+  }
+
+  /** `GET /v1/models` with this backend's headers (its key included): any answer below 500 is up. */
+  probe(): Promise<ProbeResult> {
+    return probeHttp({ baseUrl: this.#baseUrl, headers: this.#headers }, Math.min(5_000, this.#timeoutMs));
   }
 
   /**
    * One call through undici's handler API: no response stream, no AbortSignal or timer per call
    * (on a fast engine those cost more than the call itself; bench/pipeline-overhead.ts). The
    * caller's signal is shared by many calls (one per batch) and watched once; timeouts are found
-   * by one sweep over the calls in start order.
+   * by one periodic sweep over the calls in flight (each has its own budget: the call's learned
+   * `timeoutMs`, capped by the configured one).
    */
   call(request: BackendCall): Promise<BackendResult> {
     return new Promise<BackendResult>((resolve) => {
@@ -77,7 +97,8 @@ export class OpenAiHttpBackend implements Backend {
         resolve(ABORTED);
         return;
       }
-      const call = new HttpCall(request.signal, this.#timeoutMs, resolve, (c) => this.#untrack(c));
+      const budget = request.timeoutMs === undefined ? this.#timeoutMs : Math.min(request.timeoutMs, this.#timeoutMs);
+      const call = new HttpCall(request.signal, budget, resolve, (c) => this.#untrack(c));
       this.#track(call);
       this.#pool.dispatch(
         { method: "POST", path: this.#basePath + request.endpoint, headers: this.#headers, body: request.body },
@@ -110,13 +131,10 @@ export class OpenAiHttpBackend implements Backend {
     this.#bySignal.get(call.signal)?.delete(call);
   }
 
-  /** Calls start in deadline order (one timeout per backend): time out the oldest ones. */
+  /** Times out every call past its deadline (budgets differ per call: no order to stop at). */
   #sweep(): void {
     const now = performance.now();
-    for (const c of this.#calls) {
-      if (c.deadline > now) break;
-      c.abort("timeout");
-    }
+    for (const c of this.#calls) if (c.deadline <= now) c.abort("timeout");
     if (this.#calls.size === 0 && this.#sweeper !== undefined) {
       clearInterval(this.#sweeper);
       this.#sweeper = undefined;
@@ -133,8 +151,11 @@ export class OpenAiHttpBackend implements Backend {
 
 const ABORTED: BackendResult = { kind: "failure", code: "aborted", message: "The call was aborted.", retryable: true };
 
-/** How often timeouts are looked for: a tenth of the timeout, between 10 ms and 1 s. */
-const sweepEvery = (timeoutMs: number) => Math.min(1000, Math.max(10, Math.floor(timeoutMs / 10)));
+/**
+ * How often timeouts are looked for: a tenth of the configured timeout, between 10 ms and 250 ms
+ * (a learned budget is seconds: a quarter second late is noise).
+ */
+const sweepEvery = (timeoutMs: number) => Math.min(250, Math.max(10, Math.floor(timeoutMs / 10)));
 
 /** One request's undici handler: collects the answer and settles exactly once. */
 class HttpCall implements Dispatcher.DispatchHandler {
@@ -198,13 +219,14 @@ class HttpCall implements Dispatcher.DispatchHandler {
       return { kind: "failure", code: "timeout", message: `No answer within ${this.#timeoutMs} ms.`, retryable: true };
     }
     if (this.#abortedFor === "aborted" || this.signal.aborted) return ABORTED;
-    const code = (err as { code?: string }).code ?? "";
+    const code = connectionCode(err);
     const retryable = CONNECTION_CODES.has(code);
     return {
       kind: "failure",
       code: retryable ? "connection_error" : "backend_error",
       message: `${code ? `${code}: ` : ""}${err.message}`,
       retryable,
+      ...(UNREACHED_CODES.has(code) ? { unreached: true as const } : {}),
     };
   }
 
@@ -215,6 +237,15 @@ class HttpCall implements Dispatcher.DispatchHandler {
     this.#done(this);
     this.#settle(result);
   }
+}
+
+/** The error's code, or its cause's (undici wraps some socket errors). */
+function connectionCode(err: Error): string {
+  const own = (err as { code?: unknown }).code;
+  if (typeof own === "string" && CONNECTION_CODES.has(own)) return own;
+  const cause = (err as { cause?: { code?: unknown } }).cause?.code;
+  if (typeof cause === "string" && CONNECTION_CODES.has(cause)) return cause;
+  return typeof own === "string" ? own : "";
 }
 
 /** Any HTTP answer → a response; a 2xx body that is not JSON → a non-retryable failure. */

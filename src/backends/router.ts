@@ -1,9 +1,13 @@
 /**
  * Router: model name → a pool of backend replicas, by exact name or glob (`*`, `?`), first match
  * wins. Backends are created lazily on first use (an embedded model loads only when a batch
- * needs it) and each replica carries its own flow controller.
+ * needs it) and each replica carries its own flow controller, circuit breaker (an engine that is
+ * away gets no calls until a probe finds it back, then restarts from slow start) and learned
+ * call timeout.
  */
 
+import { CallTimeout } from "../flow/call-timeout.js";
+import { type BreakerChange, type BreakerOptions, CircuitBreaker } from "../flow/circuit-breaker.js";
 import { clientLoadMeter } from "../flow/client-load.js";
 import { FlowController, type FlowOptions } from "../flow/flow-control.js";
 import type { Backend } from "./backend.js";
@@ -14,26 +18,49 @@ export type BackendFactory = (spec: BackendSpec) => Promise<Backend>;
 export interface Replica {
   backend: Backend;
   flow: FlowController;
+  breaker: CircuitBreaker;
+  timeout: CallTimeout;
 }
 
 export class BackendPool {
   readonly replicas: Replica[];
-  constructor(replicas: Replica[]) {
+  /** The route's patterns, for log lines ("no engine for 'llama-3*' is reachable"). */
+  readonly patterns: readonly string[];
+  constructor(replicas: Replica[], patterns: readonly string[] = []) {
     this.replicas = replicas;
+    this.patterns = patterns;
   }
 
-  /** The replica with the most free capacity, or undefined when all are full. */
+  /** The replica with the most free capacity among those that take calls, or undefined. */
   pick(): Replica | undefined {
     let best: Replica | undefined;
     for (const r of this.replicas) {
+      if (!r.breaker.allows) continue;
       if (r.flow.available() > 0 && (best === undefined || r.flow.available() > best.flow.available())) best = r;
     }
     return best;
   }
 
-  capacity(): number {
-    return this.replicas.reduce((sum, r) => sum + r.flow.limit, 0);
+  /** Whether some replica takes calls (false: every one is down and being probed). */
+  get healthy(): boolean {
+    return this.replicas.some((r) => r.breaker.allows);
   }
+
+  /** Since when the pool has had no replica taking calls (ms), or null. */
+  downSinceMs(): number | null {
+    if (this.healthy) return null;
+    return Math.min(...this.replicas.map((r) => r.breaker.downSinceMs ?? Date.now()));
+  }
+
+  capacity(): number {
+    return this.replicas.reduce((sum, r) => sum + (r.breaker.allows ? r.flow.limit : 0), 0);
+  }
+}
+
+/** A replica's breaker changed state. */
+export interface HealthChange extends BreakerChange {
+  backend: string;
+  pool: BackendPool;
 }
 
 function globToRegExp(glob: string): RegExp {
@@ -59,15 +86,25 @@ export class Router {
   readonly #routes: CompiledRoute[];
   readonly #factory: BackendFactory;
   readonly #flow: Partial<FlowOptions>;
+  readonly #breaker: Partial<BreakerOptions>;
+  readonly #breakers: CircuitBreaker[] = [];
   /** Model name → its route (null: none). Bounded: model names come from tenants' input lines. */
   readonly #byModel = new Map<string, CompiledRoute | null>();
   readonly #created: Backend[] = [];
   onFlowChange: ((backend: string, limit: number, inFlight: number, reason: string) => void) | undefined;
+  /** A replica went down, came back on probation, or is serving again. */
+  onHealthChange: ((change: HealthChange) => void) | undefined;
 
-  constructor(routes: RouteSpec[], factory: BackendFactory, flow: Partial<FlowOptions> = {}) {
+  constructor(
+    routes: RouteSpec[],
+    factory: BackendFactory,
+    flow: Partial<FlowOptions> = {},
+    breaker: Partial<BreakerOptions> = {},
+  ) {
     this.#routes = routes.map((spec) => ({ spec, matchers: spec.patterns.map(globToRegExp) }));
     this.#factory = factory;
     this.#flow = flow;
+    this.#breaker = breaker;
   }
 
   /**
@@ -128,6 +165,7 @@ export class Router {
 
   async #createPool(spec: RouteSpec): Promise<BackendPool> {
     const replicas: Replica[] = [];
+    const pool = new BackendPool(replicas, spec.patterns);
     for (const b of spec.backends) {
       const backend = await this.#factory(b);
       this.#created.push(backend);
@@ -138,12 +176,21 @@ export class Router {
         clientLoadMeter(),
       );
       flow.onChange = (s, reason) => this.onFlowChange?.(backend.name, s.limit, s.inFlight, reason);
-      replicas.push({ backend, flow });
+      // Without a probe (the embedded engine) the half-open trial call is the probe.
+      const probe = backend.probe?.bind(backend) ?? (async () => ({ ok: true as const }));
+      const breaker = new CircuitBreaker(probe, this.#breaker);
+      breaker.onChange = (change) => {
+        if (change.state === "half-open") flow.restart("resume");
+        this.onHealthChange?.({ ...change, backend: backend.name, pool });
+      };
+      this.#breakers.push(breaker);
+      replicas.push({ backend, flow, breaker, timeout: new CallTimeout() });
     }
-    return new BackendPool(replicas);
+    return pool;
   }
 
   async close(): Promise<void> {
+    for (const b of this.#breakers.splice(0)) b.close();
     const results = await Promise.allSettled(this.#created.map((b) => b.close()));
     this.#created.length = 0;
     for (const r of results) if (r.status === "rejected") throw r.reason;

@@ -12,14 +12,23 @@
  * Of the claim source (store/claims/claim-source.ts) it sees only what the scheduler claims,
  * `committed` (outcomes written: stop holding those rows) and `release` (rows handed back on
  * shutdown); whether claims are leased or held is the source's business.
+ *
+ * Engines that are away (outage.ts): an outage-class result feeds the replica's circuit breaker;
+ * a call that never reached an engine, or one that failed in a run of outage results, does not
+ * spend the line's attempt: the row goes back to the front of its pool's queue, where it waits
+ * (parked) while no replica of the pool takes calls. Parked rows do not count against the claim
+ * window, batches routed to a down pool are not claimed from, and past PARK_LIMIT rows a pool's
+ * overflow is handed back to the store, due again in DEFER_MS, its attempt not counted.
  */
 import { setMaxListeners } from "node:events";
-import type { Backend, BackendResult } from "../backends/backend.js";
-import type { BackendPool, Router } from "../backends/router.js";
-import type { FlowController } from "../flow/flow-control.js";
+import type { BackendResult } from "../backends/backend.js";
+import type { BackendPool, Replica, Router } from "../backends/router.js";
+import { maxTokensOf } from "../flow/call-timeout.js";
 import type { Logger } from "../logger.js";
 import type { ClaimedRequest, ClaimSource, RowKey } from "../store/claims/claim-source.js";
 import type { Outcome } from "../store/requests/checkpoint.js";
+import { FailureSummary } from "./failure-summary.js";
+import { outageCause } from "./outage.js";
 import { decide, type RetryPolicy } from "./retry-policy.js";
 import type { SchedulableBatch, Scheduler } from "./scheduler.js";
 
@@ -38,6 +47,10 @@ export interface DispatcherOptions {
 const MIN_WINDOW = 256;
 /** Fewest rows a claim asks for (unless the window is smaller). */
 const MIN_CLAIM = 128;
+/** Most rows parked in the queue of a pool that is down; more go back to the store. */
+export const PARK_LIMIT = 1024;
+/** When rows handed back from a down pool's overflow are due again. */
+const DEFER_MS = 5_000;
 
 /** A claimed row on its way to a backend. */
 type Work = ClaimedRequest & { endpoint: string };
@@ -79,6 +92,8 @@ export class Dispatcher {
   #nothingToClaimUntil = 0;
   /** Rows handed back on shutdown (never called, or aborted), released when the calls are done. */
   readonly #released: RowKey[] = [];
+  /** Failed calls, summarised in one log line every few seconds (never a line per call). */
+  readonly #failures: FailureSummary;
 
   constructor(parts: DispatcherParts, options: DispatcherOptions) {
     this.#router = parts.router;
@@ -87,6 +102,7 @@ export class Dispatcher {
     this.#checkpointer = parts.checkpointer;
     this.#logger = parts.logger;
     this.#o = options;
+    this.#failures = new FailureSummary(parts.logger);
   }
 
   get inFlightCount(): number {
@@ -156,7 +172,7 @@ export class Dispatcher {
         if (replica === undefined) break;
         const req = queue.shift() as Work;
         this.#buffered--;
-        this.#start(req, replica.backend, replica.flow);
+        this.#start(req, replica, pool);
       }
     }
     this.#maybeClaim();
@@ -171,7 +187,7 @@ export class Dispatcher {
   #maybeClaim(): void {
     if (this.#claiming || this.#stopped || this.#scheduler.batches.length === 0) return;
     if (Date.now() < this.#nothingToClaimUntil) return;
-    const room = this.#window() - this.#buffered - this.#inFlight.size;
+    const room = this.#window() - (this.#buffered - this.#parked()) - this.#inFlight.size;
     // Claim in sizeable chunks: a claim's fixed cost is worth ~50 rows' (SQLite: ~0.3 ms, then
     // ~6 µs a row), and small claims at high rates were the pipeline's largest cost.
     if (room < Math.min(MIN_CLAIM, this.#window() / 2)) return;
@@ -184,8 +200,37 @@ export class Dispatcher {
       });
   }
 
+  /** Rows waiting in the queues of pools with no replica taking calls. */
+  #parked(): number {
+    let n = 0;
+    for (const [pool, queue] of this.#queues) if (!pool.healthy) n += queue.length;
+    return n;
+  }
+
+  /** Whether a batch's rows can go anywhere now (not when its one model's pool is down). */
+  #claimable = (batch: SchedulableBatch): boolean =>
+    batch.model === null || this.#router.readyPool(batch.model)?.healthy !== false;
+
+  /**
+   * Batches waiting for an engine: rows parked in a down pool, or their one model's pool down. The
+   * value is since when (ms) the pool has been down.
+   */
+  waitingBatches(): Map<string, number> {
+    const waiting = new Map<string, number>();
+    for (const [pool, queue] of this.#queues) {
+      const since = pool.downSinceMs();
+      if (since === null) continue;
+      for (const r of queue) if (!waiting.has(r.batchId)) waiting.set(r.batchId, since);
+    }
+    for (const b of this.#scheduler.batches) {
+      const since = b.model === null ? null : (this.#router.readyPool(b.model)?.downSinceMs() ?? null);
+      if (since !== null && !waiting.has(b.id)) waiting.set(b.id, since);
+    }
+    return waiting;
+  }
+
   async #claim(limit: number): Promise<void> {
-    const work = await this.#scheduler.next(limit);
+    const work = await this.#scheduler.next(limit, this.#claimable);
     if (work !== undefined) {
       for (const r of work.rows) this.#route({ ...r, endpoint: work.batch.endpoint });
       return;
@@ -234,18 +279,33 @@ export class Dispatcher {
     });
   }
 
-  /** Queues a claimed row for its pool; the caller pumps. */
-  #enqueue(pool: BackendPool, req: Work): void {
+  /**
+   * Queues a claimed row for its pool (at the front: a row whose call could not be made); the
+   * caller pumps. A down pool holds at most PARK_LIMIT rows: the rest go back to the store.
+   */
+  #enqueue(pool: BackendPool, req: Work, front = false): void {
     let q = this.#queues.get(pool);
     if (q === undefined) {
       q = [];
       this.#queues.set(pool, q);
     }
-    q.push(req);
+    if (!pool.healthy && q.length >= PARK_LIMIT) {
+      this.#checkpointer.add({
+        kind: "retry",
+        batchId: req.batchId,
+        line: req.line,
+        nextAttemptMs: Date.now() + DEFER_MS,
+        countsAttempt: false,
+      });
+      return;
+    }
+    if (front) q.unshift(req);
+    else q.push(req);
     this.#buffered++;
   }
 
-  #start(req: Work, backend: Backend, flow: FlowController): void {
+  #start(req: Work, replica: Replica, pool: BackendPool): void {
+    const { backend, flow, breaker } = replica;
     const key = `${req.batchId}:${req.line}`;
     const entry: InFlight = { batchId: req.batchId };
     this.#inFlight.set(key, entry);
@@ -258,8 +318,9 @@ export class Dispatcher {
     }
     flow.acquire();
     const started = performance.now();
+    const timeoutMs = replica.timeout.budget(maxTokensOf(req.body), req.attempt);
     void backend
-      .call({ endpoint: req.endpoint, body: req.body, model: req.model, signal: abort.signal })
+      .call({ endpoint: req.endpoint, body: req.body, model: req.model, signal: abort.signal, timeoutMs })
       .catch(
         (err: unknown): BackendResult => ({
           kind: "failure",
@@ -270,21 +331,35 @@ export class Dispatcher {
       )
       .then((result) => {
         const latency = performance.now() - started;
-        const overload =
-          (result.kind === "response" && (result.status === 429 || result.status === 503)) ||
-          (result.kind === "failure" && result.code === "timeout");
+        // A timeout is a hung call (learned budgets) or a lost one, not a queue: it is no overload.
+        const overload = result.kind === "response" && (result.status === 429 || result.status === 503);
         const ok = result.kind === "response" && result.status < 300;
-        flow.release(
-          overload ? "overload" : ok ? "ok" : "error",
-          latency,
-          result.kind === "response" ? (result.usage?.outputTokens ?? 0) : 0,
-        );
+        const outputTokens = result.kind === "response" ? (result.usage?.outputTokens ?? 0) : 0;
+        flow.release(overload ? "overload" : ok ? "ok" : "error", latency, outputTokens);
+        if (ok) replica.timeout.observe(latency, outputTokens);
         if (this.#inFlight.get(key) === entry) this.#inFlight.delete(key);
         if (entry.abortedFor === "batch") return; // the batch job already made the row terminal
         if (entry.abortedFor === "shutdown") {
           this.#released.push({ batchId: req.batchId, line: req.line });
-        } else {
+          this.#notifyIdle();
+          this.pump();
+          return;
+        }
+        const cause = outageCause(result);
+        if (cause === null) {
+          if (result.kind === "response") breaker.success();
+          if (!ok) this.#failures.failed(backend.name, result);
           this.#finish(req, result);
+        } else {
+          // In a run of outage results (or never sent at all), the call is the engine's absence,
+          // not the line's: it costs no attempt and waits in its pool's queue.
+          const inARun = breaker.failuresInARow > 0;
+          breaker.failure(cause);
+          const unspent = (result.kind === "failure" && result.unreached === true) || inARun || !breaker.allows;
+          this.#failures.failed(backend.name, result, unspent);
+          if (!unspent) this.#finish(req, result);
+          else if (this.#stopped) this.#released.push({ batchId: req.batchId, line: req.line });
+          else this.#enqueue(pool, req, true);
         }
         this.#notifyIdle();
         this.pump();
@@ -309,6 +384,7 @@ export class Dispatcher {
    */
   async stop(deadlineMs: number): Promise<void> {
     this.#stopped = true;
+    this.#failures.close();
     await Promise.allSettled([...this.#resolving]);
     for (const queue of this.#queues.values()) {
       for (const r of queue.splice(0)) this.#released.push({ batchId: r.batchId, line: r.line });

@@ -103,9 +103,12 @@ export class Scheduler {
     this.#batches = this.#batches.filter((b) => b.id !== batchId);
   }
 
-  /** Claims up to `room` rows as the policy orders; undefined when nothing is due anywhere. */
-  async next(room: number): Promise<ClaimedWork | undefined> {
-    const batches = this.#batches;
+  /**
+   * Claims up to `room` rows as the policy orders; undefined when nothing is due anywhere.
+   * `eligible` leaves batches out of this claim (the dispatcher's: those whose engine is down).
+   */
+  async next(room: number, eligible?: (batch: SchedulableBatch) => boolean): Promise<ClaimedWork | undefined> {
+    const batches = eligible === undefined ? this.#batches : this.#batches.filter(eligible);
     const nowMs = this.#now();
     const byId = new Map(batches.map((b) => [b.id, b]));
     for (const step of this.#policy.plan(batches, room, nowMs)) {

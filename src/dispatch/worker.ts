@@ -7,9 +7,10 @@
  * claiming, lets in-flight calls finish until the deadline, hands the rest back, and flushes
  * the checkpointer, every step running even if an earlier one throws.
  */
-import type { Router } from "../backends/router.js";
+import type { HealthChange, Router } from "../backends/router.js";
 import type { AppContext } from "../context.js";
 import { newWorkerId } from "../ids.js";
+import { setBatchesWaiting } from "../store/batch-waiting.js";
 import { batchesInStatus } from "../store/batches.js";
 import type { ClaimSource } from "../store/claims/claim-source.js";
 import type { BatchProgress } from "../store/requests/checkpoint.js";
@@ -66,6 +67,24 @@ export const DEFAULT_WORKER_OPTIONS: WorkerOptions = {
 
 type State = "idle" | "running" | "stopping" | "stopped";
 
+/** One line per breaker change: the replica, what happened, and what Sluice does about it. */
+function logHealthChange(logger: AppContext["logger"], change: HealthChange): void {
+  const fields = { backend: change.backend, state: change.state, cause: change.cause, route: change.pool.patterns };
+  if (change.state === "open") {
+    logger.warn(
+      `backend ${change.backend} is unreachable (${change.cause}): no calls go to it; probing it with backoff` +
+        (change.pool.healthy
+          ? ""
+          : `; no replica of route '${change.pool.patterns.join(", ")}' answers, its batches wait`),
+      fields,
+    );
+  } else if (change.state === "half-open") {
+    logger.info(`backend ${change.backend} answers again: resuming from slow start`, fields);
+  } else {
+    logger.info(`backend ${change.backend} is serving`, fields);
+  }
+}
+
 /** batchesInStatus' default page: the tick sees at most this many unfinished batches. */
 const BATCH_LIST_LIMIT = 1000;
 
@@ -120,6 +139,10 @@ export class Worker {
     };
     router.onFlowChange = (backend, limit, inFlight, reason) =>
       ctx.events.emit("backend.limit", { backend, limit, inFlight, reason });
+    router.onHealthChange = (change) => {
+      logHealthChange(ctx.logger, change);
+      if (change.state !== "open") this.#dispatcher.poke();
+    };
   }
 
   get state(): State {
@@ -264,6 +287,36 @@ export class Worker {
       }
     }
     this.#dispatcher.setActiveBatches(active);
+    await this.#recordWaiting();
+  }
+
+  /** Batches waiting for an engine, as the worker last wrote them: batch id → since (unix s). */
+  readonly #waiting = new Map<string, number>();
+
+  /** Writes which batches wait for an engine (and which stopped waiting), with a log line each. */
+  async #recordWaiting(): Promise<void> {
+    const now = this.#dispatcher.waitingBatches();
+    const changes: { batchId: string; since: number | null }[] = [];
+    for (const [batchId, sinceMs] of now) {
+      if (this.#waiting.has(batchId)) continue;
+      const since = Math.floor(sinceMs / 1000);
+      changes.push({ batchId, since });
+      this.#ctx.logger.warn(`batch ${batchId} waits for an engine: none of its route's replicas answers`, {
+        batchId,
+        since: new Date(sinceMs).toISOString(),
+      });
+    }
+    for (const batchId of this.#waiting.keys()) {
+      if (now.has(batchId)) continue;
+      changes.push({ batchId, since: null });
+      this.#ctx.logger.info(`batch ${batchId} runs again: its engine answers`, { batchId });
+    }
+    if (changes.length === 0) return;
+    await setBatchesWaiting(this.#ctx.store, changes);
+    for (const c of changes) {
+      if (c.since === null) this.#waiting.delete(c.batchId);
+      else this.#waiting.set(c.batchId, c.since);
+    }
   }
 
   /** Graceful, then forceful after the deadline; every cleanup step runs. Idempotent. */

@@ -206,6 +206,29 @@ export class FlowController {
     return { limit: this.limit, inFlight: this.#inFlight, phase: this.#phase, floorMsPerToken: this.#floor };
   }
 
+  /**
+   * Starts over from slow start at the initial limit (an engine back from an outage may be a new
+   * process, with other slots or a cold cache): what was learned of the old one is dropped, except
+   * the calls still in flight, whose answers are not samples of the new start.
+   */
+  restart(reason: string): void {
+    this.#phase = "slow-start";
+    this.#floor = null;
+    this.#baseWait = null;
+    this.#pool = { latencies: [], tokens: [] };
+    this.#smallWindow = undefined;
+    this.#probeWaits = [];
+    this.#unqueuedStreak = 0;
+    this.#ceiling = Number.POSITIVE_INFINITY;
+    this.#windowsAtCeiling = 0;
+    this.#lastWindow = undefined;
+    this.#serving = 0;
+    this.#probing = false;
+    this.#windowsToProbe = this.#o.probeEvery;
+    this.#set(this.#o.initialLimit, reason);
+    this.#startWindow();
+  }
+
   acquire(): void {
     this.#inFlight++;
     this.#sentSinceOverload++;

@@ -43,6 +43,7 @@ export function newBatchRow(identity: NewBatch, overrides: Partial<BatchRow> = {
     owner: null,
     owner_expires_ms: null,
     token_estimate: 0,
+    waiting_since: null,
     ...overrides,
   };
 }

@@ -76,6 +76,11 @@ export interface BatchTable {
   owner_expires_ms: number | null;
   /** Estimated input tokens of the batch (from its input file), counted against the tenant's limit. */
   token_estimate: number;
+  /**
+   * Since when (unix seconds) the batch has been waiting for an engine (no replica of its route
+   * answers), or null (migration 005). Written by the worker that holds its rows.
+   */
+  waiting_since: number | null;
 }
 
 export interface RequestTable {

@@ -27,7 +27,17 @@ export type Outcome =
       error: string | null;
       usage: { inputTokens: number; outputTokens: number; cachedTokens: number; reasoningTokens: number } | null;
     }
-  | { kind: "retry"; batchId: string; line: number; nextAttemptMs: number };
+  | {
+      kind: "retry";
+      batchId: string;
+      line: number;
+      nextAttemptMs: number;
+      /**
+       * false: the call never reached an engine (it was away), so the attempt is not spent — a
+       * leased claim's count is given back. Default: the attempt counts.
+       */
+      countsAttempt?: boolean;
+    };
 
 /** 11 parameters a row: 256 rows stay far below SQLite's and PostgreSQL's parameter limits. */
 const VERDICTS_PER_STATEMENT = 256;
@@ -75,8 +85,6 @@ export async function checkpoint(
   if (store.caps.syncTransaction !== undefined) {
     return store.caps.syncTransaction((statement) => checkpointSync(statement, fence, outcomes, values, nowMs));
   }
-  // A retry ends an attempt: count it unless the claim already did.
-  const attemptEnded = fence.countsAttemptAtClaim ? 0 : 1;
   return store.db.transaction().execute(async (trx) => {
     const tally = new Tally();
     for (const o of outcomes) {
@@ -88,7 +96,7 @@ export async function checkpoint(
           lease_owner: null,
           lease_expires_ms: null,
           next_attempt_ms: o.nextAttemptMs,
-          attempts: sql`attempts + ${attemptEnded}`,
+          attempts: sql`attempts + ${attemptDelta(fence, o)}`,
         })
         .where("batch_id", "=", o.batchId)
         .where("line", "=", o.line)
@@ -151,10 +159,11 @@ function checkpointSync(
 ): CheckpointResult {
   const tally = new Tally();
   const verdict = statement(SQLITE_ROW_VERDICT);
-  const retry = statement(fence.countsAttemptAtClaim ? SQLITE_RETRY : SQLITE_RETRY_COUNTING);
+  const retry = statement(SQLITE_RETRY);
   const { status, owner } = fence;
   for (const o of outcomes) {
-    if (o.kind === "retry") tally.written += retry.run(o.nextAttemptMs, o.batchId, o.line, status, owner).changes;
+    if (o.kind === "retry")
+      tally.written += retry.run(o.nextAttemptMs, attemptDelta(fence, o), o.batchId, o.line, status, owner).changes;
     else if (verdict.run(...values(o), nowMs, o.batchId, o.line, status, owner).changes > 0) tally.add(o);
   }
   const progress: BatchProgress[] = [];
@@ -171,6 +180,16 @@ function checkpointSync(
     if (b !== undefined) progress.push(progressOf(batchId, b));
   }
   return { written: tally.written, progress };
+}
+
+/**
+ * What a retry adds to the row's attempts: a spent attempt counts once (here, unless the claim
+ * already counted it); an attempt that never reached an engine is not spent (a leased claim's
+ * count is taken back).
+ */
+function attemptDelta(fence: Fence, o: Extract<Outcome, { kind: "retry" }>): number {
+  const spent = o.countsAttempt === false ? 0 : 1;
+  return spent - (fence.countsAttemptAtClaim ? 1 : 0);
 }
 
 /** Rows written by a checkpoint, and what its verdicts add to each batch's counters. */
@@ -304,12 +323,9 @@ const VERDICT_COLUMNS: readonly (readonly [string, string])[] = [
 
 /** SQLite's fence (the claim source's): status and owner (`IS`: equal, or both NULL for held claims). */
 const SQLITE_FENCE = "WHERE batch_id = ? AND line = ? AND status = ? AND lease_owner IS ?";
-/** A retry ends an attempt: a leased claim counted it when claiming… */
+/** A retry: back to pending when due, its attempts moved by attemptDelta. */
 const SQLITE_RETRY = `UPDATE requests SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL,
-  next_attempt_ms = ? ${SQLITE_FENCE}`;
-/** …a held claim counts it here. */
-const SQLITE_RETRY_COUNTING = `UPDATE requests SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL,
-  next_attempt_ms = ?, attempts = attempts + 1 ${SQLITE_FENCE}`;
+  next_attempt_ms = ?, attempts = attempts + ? ${SQLITE_FENCE}`;
 const SQLITE_COUNTERS = `UPDATE batches SET completed = completed + ?, failed = failed + ?,
   input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, cached_tokens = cached_tokens + ?,
   reasoning_tokens = reasoning_tokens + ? WHERE id = ? RETURNING tenant_id, status, completed, failed, total`;
