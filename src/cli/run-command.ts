@@ -1,18 +1,18 @@
 /**
  * `sluice run INPUT -o OUTPUT`: the one-shot replacement for `vllm run-batch`. The same engine runs
  * on an embedded store in a work folder (default `.sluice-run/<hash of input+output paths>`), so
- * rerunning the same command after an interruption resumes the same batch where it stopped.
- * OUTPUT gets every line (successes and errors) in input order; exit code 1 when any line failed.
+ * rerunning the same command resumes an interrupted batch, retries the lines that failed (the
+ * others are kept), or starts a new batch when the input was edited (run-state.ts); `--fresh`
+ * starts over. The folder is removed once every line succeeded, unless `--keep-work-dir`.
+ * OUTPUT gets every line (successes and errors) in input order; exit code 1 when any line failed;
+ * a file refused at validation writes no OUTPUT at all (exit 2).
  */
 
-import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, rename } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { createBatch } from "../batch/batch-service.js";
 import { isTerminal } from "../batch/lifecycle.js";
-import { importLocalFile } from "../batch/local-file.js";
 import { writeFinishedFile } from "../batch/result-stream.js";
 import { resolveRunConfig } from "../config.js";
 import { SluiceError } from "../errors.js";
@@ -24,7 +24,9 @@ import { DEFAULT_TENANT } from "../store/tenants.js";
 import { checkModelsRouted } from "./model-check.js";
 import { addExecutionOptions, type ExecutionCliFlags } from "./options.js";
 import { createProgress } from "./progress.js";
+import { planRun, prepareBatch, type RunPlan, restorePrevious } from "./run-state.js";
 import { onShutdownSignal } from "./serve-command.js";
+import { emptyWorkFolder, folderBytes, formatBytes, removeWorkFolder, workFolderFor } from "./work-folder.js";
 
 interface RunFlags extends ExecutionCliFlags {
   output: string;
@@ -33,11 +35,8 @@ interface RunFlags extends ExecutionCliFlags {
   window?: string;
   json?: boolean;
   logLevel?: string;
-}
-
-interface RunState {
-  batchId: string;
-  input: { path: string; size: number; mtimeMs: number };
+  fresh?: boolean;
+  keepWorkDir?: boolean;
 }
 
 async function detectEndpoint(path: string): Promise<string> {
@@ -56,44 +55,23 @@ async function detectEndpoint(path: string): Promise<string> {
   return "/v1/chat/completions";
 }
 
-async function startOrResume(
-  rt: Runtime,
-  workDir: string,
-  input: string,
-  flags: RunFlags & { window: string },
-): Promise<string> {
-  const statePath = join(workDir, "run.json");
-  const info = await stat(input).catch(() => {
-    throw new SluiceError("input_not_found", `Input file not found: ${input}`);
-  });
-  const fingerprint = { path: input, size: info.size, mtimeMs: Math.floor(info.mtimeMs) };
-  const previous = await readFile(statePath, "utf8").then(
-    (t) => JSON.parse(t) as RunState,
-    () => undefined,
-  );
-  if (previous !== undefined) {
-    if (previous.input.size !== fingerprint.size || previous.input.mtimeMs !== fingerprint.mtimeMs) {
-      throw new SluiceError(
-        "input_changed",
-        `The input changed since the interrupted run in ${workDir}; delete that folder or pass another --work-dir.`,
-      );
-    }
-    if ((await getBatch(rt.ctx.store, DEFAULT_TENANT, previous.batchId)) !== undefined) {
-      process.stderr.write(`Resuming batch ${previous.batchId} from ${workDir}\n`);
-      return previous.batchId;
-    }
-  }
-  const fileId = await importLocalFile(rt.ctx, DEFAULT_TENANT, input);
-  const batch = await createBatch(rt.ctx, {
-    tenantId: DEFAULT_TENANT,
-    inputFileId: fileId,
-    endpoint: flags.endpoint ?? (await detectEndpoint(input)),
-    completionWindow: flags.window,
-  });
-  const state: RunState = { batchId: batch.id, input: fingerprint };
-  await writeFile(`${statePath}.tmp`, JSON.stringify(state));
-  await rename(`${statePath}.tmp`, statePath);
-  return batch.id;
+/** What this run is about to do, before it validates anything. */
+function announcePlan(plan: RunPlan, workDir: string, output: string): void {
+  if (plan.reason === "resume") process.stderr.write(`Resuming batch ${plan.batchId} from ${workDir}\n`);
+  else if (plan.reason === "done")
+    process.stderr.write(`Every line of the last run succeeded: writing ${output} again from ${workDir}\n`);
+  else if (plan.reason === "edited")
+    process.stderr.write(`The input changed since the last run: starting a new batch in ${workDir}\n`);
+}
+
+/** How many lines the previous run answered for this one (after validation, before the worker). */
+async function announceCarried(rt: Runtime, plan: RunPlan, carried: number, workDir: string): Promise<void> {
+  const b = await getBatch(rt.ctx.store, DEFAULT_TENANT, plan.batchId);
+  if (b === undefined || b.status === "failed" || plan.previous === undefined) return;
+  const toRun = Number(b.total) - carried;
+  if (plan.reason === "retry")
+    process.stderr.write(`Retrying ${toRun} failed lines of the last run (${carried} kept) in ${workDir}\n`);
+  else process.stderr.write(`${carried} unchanged lines of the last run kept, ${toRun} to run\n`);
 }
 
 async function waitForEnd(rt: Runtime, batchId: string, quiet: boolean): Promise<BatchRow> {
@@ -115,9 +93,11 @@ async function waitForEnd(rt: Runtime, batchId: string, quiet: boolean): Promise
 export function registerRunCommand(program: Command): void {
   const cmd = program
     .command("run <input>")
-    .description("Run a batch file locally and write the results (resumable: rerun the same command)")
+    .description("Run a batch file locally and write the results (rerun the same command to resume or retry)")
     .requiredOption("-o, --output <file>", "where to write result lines (input order)")
-    .option("--work-dir <dir>", "work folder holding the resumable state")
+    .option("--work-dir <dir>", "work folder holding the run's state (default .sluice-run/<hash>)")
+    .option("--fresh", "discard the work folder's state and run every line again")
+    .option("--keep-work-dir", "keep the work folder after a run where every line succeeded")
     .option("--endpoint <url>", "batch endpoint (default: the first line's url)")
     .option("--window <duration>", "completion window (default 30d)")
     .option("--json", "print the final Batch object as JSON")
@@ -127,12 +107,17 @@ export function registerRunCommand(program: Command): void {
     const { execution, window, ...settings } = resolveRunConfig(flags);
     const input = resolve(inputArg);
     const output = resolve(flags.output);
-    const hash = createHash("sha256").update(`${input}\0${output}`).digest("hex").slice(0, 16);
-    const workDir = resolve(flags.workDir ?? join(".sluice-run", hash));
+    const folder = workFolderFor(input, output, flags.workDir);
+    const workDir = folder.path;
     // Every model of the file has an engine, or nothing is created (no work folder, no output).
     await checkModelsRouted(input, (await resolveRoutes(execution)).routes);
     await mkdir(workDir, { recursive: true });
-    lockDataFolder(workDir); // two runs of the same command must not both run the batch
+    const lock = lockDataFolder(workDir); // two runs of the same command must not both run the batch
+    if (flags.fresh) {
+      await emptyWorkFolder(workDir);
+      process.stderr.write(`Starting over (--fresh): the earlier state in ${workDir} was deleted\n`);
+    }
+    process.stderr.write(`Work folder ${workDir} (${formatBytes(await folderBytes(workDir))})\n`);
     const rt = await openRuntime(
       { dataDir: workDir, store: { kind: "sqlite", path: join(workDir, "sluice.db") }, ...settings },
       // The `-o` file is written from the store below: the batch needs no output files of its own.
@@ -143,14 +128,22 @@ export function registerRunCommand(program: Command): void {
       process.stderr.write(`Interrupted. Rerun the same command to continue (state in ${workDir}).\n`);
       process.exit(130);
     });
+    let removeFolder = false;
     try {
-      const batchId = await startOrResume(rt, workDir, input, { ...flags, window });
+      const plan = await planRun(rt, workDir, input, { endpoint: flags.endpoint, window, detectEndpoint });
+      announcePlan(plan, workDir, output);
+      const carried = await prepareBatch(rt, workDir, plan);
+      await announceCarried(rt, plan, carried, workDir);
       rt.worker?.start();
       // Not a terminal: createProgress prints a progress line every few seconds instead of a bar.
-      const b = await waitForEnd(rt, batchId, flags.json === true);
-      const tmp = `${output}.tmp`;
-      await writeFinishedFile(rt.ctx.store, batchId, tmp);
-      await rename(tmp, output);
+      const b = await waitForEnd(rt, plan.batchId, flags.json === true);
+      // Refused at validation: no line ran, so no output file at all.
+      const refused = b.status === "failed" && Number(b.total) === 0;
+      if (!refused) {
+        const tmp = `${output}.tmp`;
+        await writeFinishedFile(rt.ctx.store, plan.batchId, tmp);
+        await rename(tmp, output);
+      }
       const failed = Number(b.failed);
       if (flags.json)
         process.stdout.write(
@@ -169,8 +162,20 @@ export function registerRunCommand(program: Command): void {
           process.stderr.write(`  ${e.line !== null ? `line ${e.line}: ` : ""}${e.code}: ${e.message}\n`);
         process.exitCode = 2;
       } else if (failed > 0 || b.status !== "completed") process.exitCode = 1;
+      // Nothing worth keeping: every line succeeded, or a first run's file was refused.
+      const nothingKept = refused ? !(await restorePrevious(rt, workDir, plan)) : process.exitCode === undefined;
+      removeFolder = nothingKept && flags.keepWorkDir !== true;
     } finally {
       await rt.close();
+    }
+    if (removeFolder) {
+      lock.release();
+      await removeWorkFolder(folder);
+      process.stderr.write(`Work folder ${workDir} removed (--keep-work-dir keeps it)\n`);
+    } else if (process.exitCode === 1) {
+      process.stderr.write(
+        `State kept in ${workDir} (${formatBytes(await folderBytes(workDir))}): rerun the same command to retry the lines that did not succeed, or add --fresh to start over.\n`,
+      );
     }
   });
 }

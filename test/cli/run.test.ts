@@ -63,7 +63,18 @@ describe("sluice run", () => {
     const lines = Array.from({ length: 200 }, (_, i) => chatLine(`r${i}`, `run ${i}`));
     const inPath = await input("ok.jsonl", lines);
     const out = join(dir, "ok.out.jsonl");
-    const c = sluice(["run", inPath, "-o", out, "--backend", fake.url, "--work-dir", join(dir, "w-ok")]);
+    // Kept (by default a run whose every line succeeded removes its work folder): looked into below.
+    const c = sluice([
+      "run",
+      inPath,
+      "-o",
+      out,
+      "--backend",
+      fake.url,
+      "--work-dir",
+      join(dir, "w-ok"),
+      "--keep-work-dir",
+    ]);
     expect(await c.exited).toBe(0);
     const got = await readOut(out);
     expect(got.map((o) => o.custom_id)).toEqual(lines.map((_, i) => `r${i}`));
