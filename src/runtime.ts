@@ -8,6 +8,7 @@ import type { Backend } from "./backends/backend.js";
 import { OpenAiHttpBackend } from "./backends/openai-http.js";
 import { type BackendSpec, loadRouteFile, type RouteSpec, routesFromFile } from "./backends/route-config.js";
 import { Router } from "./backends/router.js";
+import { checkModelSpec, checkRouteFile } from "./backends/startup-checks.js";
 import type { BlobStore } from "./blob/blob-store.js";
 import { EncryptedBlobStore } from "./blob/encrypted-blob-store.js";
 import { setInputS3Connection } from "./blob/input-source.js";
@@ -54,10 +55,17 @@ export interface Runtime {
 
 export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 
-export async function resolveRoutes(
-  execution: ExecutionOptions,
-): Promise<{ routes: RouteSpec[]; maxAttempts: number | undefined }> {
-  const file = execution.configFile === undefined ? undefined : await loadRouteFile(execution.configFile);
+export interface ResolvedRoutes {
+  routes: RouteSpec[];
+  maxAttempts: number | undefined;
+}
+
+/** The routes of `execution`, checked (backends/startup-checks.ts): a mistake is a ConfigError. */
+export async function resolveRoutes(execution: ExecutionOptions): Promise<ResolvedRoutes> {
+  const path = execution.configFile;
+  const file = path === undefined ? undefined : await loadRouteFile(path);
+  if (file !== undefined && path !== undefined) await checkRouteFile(file, path, execution.apiKeyFromEnv);
+  if (execution.model !== undefined) await checkModelSpec("--model", execution.model);
   const routes = file === undefined ? [] : routesFromFile(file);
   if (execution.backend !== undefined) {
     routes.push({ patterns: ["*"], backends: [{ engine: "openai", url: execution.backend }] });
@@ -113,6 +121,8 @@ export async function openRuntime(
   common: CommonOptions,
   options: {
     execution?: ExecutionOptions;
+    /** The routes, when the caller resolved (and so checked) them before creating anything. */
+    routes?: ResolvedRoutes;
     worker?: Partial<WorkerOptions> | false;
     logger?: Logger;
     blobs?: BlobStore;
@@ -134,7 +144,7 @@ export async function openRuntime(
   let worker: Worker | undefined;
   if (options.worker !== false) {
     const execution = options.execution ?? {};
-    const { routes, maxAttempts } = await resolveRoutes(execution);
+    const { routes, maxAttempts } = options.routes ?? (await resolveRoutes(execution));
     router = new Router(routes, backendFactory(execution, logger));
     worker = new Worker(ctx, router, {
       ...(execution.leaseMs !== undefined ? { leaseMs: execution.leaseMs } : {}),

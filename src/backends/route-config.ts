@@ -20,12 +20,17 @@
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { ConfigError, HTTP_URL_ACCEPTED, httpUrlProblem, showValue } from "../config/setting.js";
 import { SluiceError } from "../errors.js";
 
 const httpBackend = z
   .object({
-    engine: z.literal("openai").default("openai"),
-    url: z.string().url(),
+    engine: z.literal("openai"),
+    // http(s) only, with a host and a valid port: `htp://…` or `vllm:8000` would fail every line.
+    url: z.string().superRefine((v, ctx) => {
+      const problem = httpUrlProblem(v);
+      if (problem !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+    }),
     api_key_env: z.string().optional(),
     headers: z.record(z.string()).optional(),
     concurrency: z.number().int().positive().optional(),
@@ -45,7 +50,17 @@ const llamaBackend = z
   })
   .strict();
 
-const backendSpec = z.union([llamaBackend, httpBackend]);
+// `engine` picks the schema (an entry without one is an OpenAI-compatible server), so an error
+// names the entry's own field instead of "matches neither kind".
+const backendSpec = z.preprocess(
+  (v) =>
+    typeof v === "object" && v !== null && !Array.isArray(v) && !("engine" in v) ? { ...v, engine: "openai" } : v,
+  z.discriminatedUnion("engine", [llamaBackend, httpBackend], {
+    errorMap: (issue, ctx) => ({
+      message: issue.code === "invalid_union_discriminator" ? "is not openai or llama-cpp" : ctx.defaultError,
+    }),
+  }),
+);
 
 const route = z
   .object({
@@ -91,14 +106,33 @@ export async function loadRouteFile(path: string): Promise<RouteFile> {
     );
   }
   const result = routeFileSchema.safeParse(raw ?? {});
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    throw new SluiceError(
-      "invalid_config",
-      `Invalid config ${path} at ${issue?.path.join(".") || "(root)"}: ${issue?.message ?? "invalid"}`,
-    );
-  }
+  if (!result.success) throw fileSettingError(path, raw, result.error.issues[0]);
   return result.data;
+}
+
+/** `routes[0].backends[1].url`: the entry as a reader finds it in the file. */
+export function entryName(path: readonly (string | number)[]): string {
+  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("") || "(root)";
+}
+
+/** An entry of the routing file as a setting: `routes[0].backends[1].url in sluice.yaml`. */
+export function fileSetting(file: string, path: readonly (string | number)[]): string {
+  return `${entryName(path)} in ${file}`;
+}
+
+function fileSettingError(file: string, raw: unknown, issue: z.ZodIssue | undefined): ConfigError {
+  const path = issue?.path ?? [];
+  let value: unknown = raw;
+  for (const p of path) value = (value as Record<string | number, unknown> | undefined)?.[p];
+  const isUrl = path.at(-1) === "url";
+  // Only a URL (without credentials) or an engine name is echoed: never a header's value.
+  const shown = typeof value === "string" && (isUrl || path.at(-1) === "engine") ? showValue(value, "url") : undefined;
+  const problem = issue?.message ?? "is invalid";
+  return new ConfigError(
+    fileSetting(file, path),
+    shown === undefined ? problem : `${shown} ${problem}`,
+    isUrl ? HTTP_URL_ACCEPTED : undefined,
+  );
 }
 
 export function routesFromFile(file: RouteFile): RouteSpec[] {

@@ -12,6 +12,7 @@ import { createReadStream } from "node:fs";
 import { mkdir, rename } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
+import { probeBackends } from "../backends/startup-checks.js";
 import { isTerminal } from "../batch/lifecycle.js";
 import { writeFinishedFile } from "../batch/result-stream.js";
 import { resolveRunConfig } from "../config.js";
@@ -110,7 +111,9 @@ export function registerRunCommand(program: Command): void {
     const folder = workFolderFor(input, output, flags.workDir);
     const workDir = folder.path;
     // Every model of the file has an engine, or nothing is created (no work folder, no output).
-    await checkModelsRouted(input, (await resolveRoutes(execution)).routes);
+    // Engine settings are checked first (backends/startup-checks.ts), then every model has a route.
+    const routes = await resolveRoutes(execution);
+    await checkModelsRouted(input, routes.routes);
     await mkdir(workDir, { recursive: true });
     const lock = lockDataFolder(workDir); // two runs of the same command must not both run the batch
     if (flags.fresh) {
@@ -121,8 +124,10 @@ export function registerRunCommand(program: Command): void {
     const rt = await openRuntime(
       { dataDir: workDir, store: { kind: "sqlite", path: join(workDir, "sluice.db") }, ...settings },
       // The `-o` file is written from the store below: the batch needs no output files of its own.
-      { execution, logger: createLogger(settings.logLevel), worker: { outputFiles: false } },
+      { execution, routes, logger: createLogger(settings.logLevel), worker: { outputFiles: false } },
     );
+    // Not awaited: the batch starts meanwhile; an engine that does not answer is a warning line.
+    void probeBackends(routes.routes, { keyFromEnv: execution.apiKeyFromEnv, logger: rt.ctx.logger });
     onShutdownSignal(async () => {
       await rt.close();
       process.stderr.write(`Interrupted. Rerun the same command to continue (state in ${workDir}).\n`);

@@ -4,12 +4,14 @@ import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Command } from "commander";
 import { buildApi } from "../api/server.js";
+import { probeBackends } from "../backends/startup-checks.js";
 import { type CommonOptions, resolveConfig, resolveServer } from "../config.js";
 import { SluiceError } from "../errors.js";
-import { openRuntime, type Runtime } from "../runtime.js";
+import { openRuntime, type Runtime, resolveRoutes } from "../runtime.js";
 import { lockDataFolder } from "../store/folder-lock.js";
 import { countActiveKeys, createApiKey, DEFAULT_TENANT } from "../store/tenants.js";
 import { addCommonOptions, addExecutionOptions, type CommonCliFlags, type ExecutionCliFlags } from "./options.js";
+import { startupConfig } from "./startup-config.js";
 
 interface ServeFlags extends CommonCliFlags, ExecutionCliFlags {
   host?: string;
@@ -58,13 +60,33 @@ export function registerServeCommands(program: Command): void {
     if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
       throw new SluiceError("invalid_tls", "--tls-cert and --tls-key go together.");
     }
+    // Engine settings are checked before the data folder is created (API-only replicas have none).
+    const routes = flags.worker ? await resolveRoutes(execution) : undefined;
     warnIfPlaintext(common);
     // One process per SQLite folder (a second serve or run on it exits 2 naming the holder).
     if (common.store.kind === "sqlite") {
       await mkdir(dirname(common.store.path), { recursive: true });
       lockDataFolder(dirname(common.store.path));
     }
-    const runtime = await openRuntime(common, { execution, worker: flags.worker ? {} : false });
+    const runtime = await openRuntime(common, {
+      execution,
+      ...(routes === undefined ? {} : { routes }),
+      worker: flags.worker ? {} : false,
+    });
+    const listen = { host: server.host, port: server.port, tls: flags.tlsCert !== undefined, worker: flags.worker };
+    runtime.ctx.logger.info(
+      "sluice starting",
+      startupConfig({
+        command: "serve",
+        common,
+        execution,
+        routes: routes?.routes,
+        server: { ...listen, metricsAuth: server.metricsAuth },
+      }),
+    );
+    // Probed while the server starts, not before: an engine still loading is a warning.
+    if (routes !== undefined)
+      void probeBackends(routes.routes, { keyFromEnv: execution.apiKeyFromEnv, logger: runtime.ctx.logger });
     const envKey = server.apiKey;
     if (envKey === undefined && (await countActiveKeys(runtime.ctx.store)) === 0) {
       const { key } = await createApiKey(runtime.ctx.store, { tenantId: DEFAULT_TENANT, admin: true });
@@ -102,8 +124,14 @@ export function registerServeCommands(program: Command): void {
         "`sluice worker` needs a store shared between processes: PostgreSQL (--store postgres://…). With SQLite, `sluice serve` runs the worker in its own process.",
       );
     }
+    const routes = await resolveRoutes(execution);
     warnIfPlaintext(common);
-    const runtime: Runtime = await openRuntime(common, { execution });
+    const runtime: Runtime = await openRuntime(common, { execution, routes });
+    runtime.ctx.logger.info(
+      "sluice starting",
+      startupConfig({ command: "worker", common, execution, routes: routes.routes }),
+    );
+    void probeBackends(routes.routes, { keyFromEnv: execution.apiKeyFromEnv, logger: runtime.ctx.logger });
     runtime.worker?.start();
     process.stdout.write(`Sluice worker ${runtime.worker?.id ?? ""} started\n`);
     onShutdownSignal(() => runtime.close());

@@ -108,14 +108,36 @@ export function oneOf<const T extends readonly [string, ...string[]]>(values: T)
   };
 }
 
+export const HTTP_URL_ACCEPTED = "an http:// or https:// URL";
+
+/**
+ * What is wrong with an http(s) URL, or undefined: the scheme (`localhost:8000`, `htp://…`), the
+ * port (`:99999`, `:0`), a host. Shared by `--backend` and the routing file's `url:` entries.
+ */
+export function httpUrlProblem(value: string): string | undefined {
+  const v = value.trim();
+  if (!/^https?:\/\//i.test(v)) return "is not an http(s) URL";
+  const authority = /^https?:\/\/([^/?#]*)/i.exec(v)?.[1] ?? "";
+  const port = /^(?:\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(authority.slice(authority.lastIndexOf("@") + 1))?.[1];
+  if (port !== undefined && port !== "" && !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
+    return `has port ${JSON.stringify(port).slice(1, -1)}, not 1–65535`;
+  }
+  if (!URL.canParse(v)) return "is not a valid URL";
+  if (new URL(v).hostname === "") return "has no host";
+  return undefined;
+}
+
 export function httpUrl(secret?: "always" | "url"): Setting<string> {
   return {
-    accepted: "an http:// or https:// URL",
+    accepted: HTTP_URL_ACCEPTED,
     ...(secret === undefined ? {} : { secret }),
     schema: z
       .string()
       .trim()
-      .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), "is not an http(s) URL"),
+      .superRefine((v, ctx) => {
+        const problem = httpUrlProblem(v);
+        if (problem !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+      }),
   };
 }
 

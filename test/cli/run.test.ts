@@ -142,7 +142,7 @@ describe("sluice run", () => {
     const inPath = await input("cfg.jsonl", [chatLine("a", "x")]);
     const bad = sluice(["run", inPath, "-o", join(dir, "cfg.out"), "--config", cfg, "--work-dir", join(dir, "w-cfg")]);
     expect(await bad.exited).toBe(2);
-    expect(bad.output()).toMatch(/Invalid config .*routes\.0\.backends/);
+    expect(bad.output()).toMatch(/invalid setting routes\[0\]\.backends in .*bad\.yaml: /);
   });
 
   for (const signal of ["SIGINT", "SIGKILL"] as const) {
