@@ -2,6 +2,7 @@
  * The embedded engine as a batch backend: 200 requests through `sluice run` and through the server
  * with the official SDK, real token usage, an interrupted run resuming, a bad model path.
  */
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -130,19 +131,17 @@ describe("embedded engine batches", () => {
     expect(got.map((o) => o.custom_id)).toEqual(Array.from({ length: N }, (_, i) => `res-${i}`));
   });
 
-  it("fails every line with a clear error for a bad model path", async () => {
+  it("refuses a bad model path at start: exit 2, one line naming --model, no output", async () => {
     const input = join(dir, "bad.jsonl");
     await writeFile(input, lines("bad", 3));
     const out = join(dir, "bad.out.jsonl");
     const missing = join(dir, "no-such-model.gguf");
-    const c = sluice(["run", input, "-o", out, "--model", missing, "--work-dir", join(dir, "w3")]);
-    expect(await c.exited).toBe(1);
-    const got = (await readFile(out, "utf8"))
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as { error: { code: string; message: string } });
-    expect(got).toHaveLength(3);
-    expect(got[0]?.error.code).toBe("model_not_found");
-    expect(got[0]?.error.message).toContain(missing);
+    const work = join(dir, "w3");
+    const c = sluice(["run", input, "-o", out, "--model", missing, "--work-dir", work]);
+    expect(await c.exited).toBe(2);
+    expect(c.output()).toBe(
+      `sluice: invalid setting --model: '${missing}' does not exist (accepted: a .gguf path, demo, hf:user/repo[:quant] or an https URL)\n`,
+    );
+    expect(existsSync(out) || existsSync(work)).toBe(false);
   });
 });
