@@ -86,50 +86,104 @@ export async function carryOverResults(store: Store, c: CarryOver, nowMs = Date.
       return [{ line: t.line, s, result: to.seal("result", t.line, from.open("result", s.line, s.result)) }];
     });
     if (matched.length === 0) continue;
-    carried += await store.db.transaction().execute(async (trx) => {
-      const sum = { n: 0, input: 0, output: 0, cached: 0, reasoning: 0 };
-      for (const { line, s, result } of matched) {
-        const res = await trx
-          .updateTable("requests")
-          .set({
-            status: "succeeded",
-            response_status: s.response_status,
-            request_id: s.request_id,
-            result,
-            error: null,
-            input_tokens: s.input_tokens,
-            output_tokens: s.output_tokens,
-            cached_tokens: s.cached_tokens,
-            reasoning_tokens: s.reasoning_tokens,
-            finished_ms: nowMs,
-          })
-          .where("batch_id", "=", c.toBatchId)
-          .where("line", "=", line)
-          .where("status", "=", "pending")
-          .where("lease_owner", "is", null)
-          .executeTakeFirst();
-        if (Number(res.numUpdatedRows) === 0) continue;
-        sum.n++;
-        sum.input += Number(s.input_tokens ?? 0);
-        sum.output += Number(s.output_tokens ?? 0);
-        sum.cached += Number(s.cached_tokens ?? 0);
-        sum.reasoning += Number(s.reasoning_tokens ?? 0);
-      }
-      if (sum.n > 0) {
-        await trx
-          .updateTable("batches")
-          .set({
-            completed: sql`completed + ${sum.n}`,
-            input_tokens: sql`input_tokens + ${sum.input}`,
-            output_tokens: sql`output_tokens + ${sum.output}`,
-            cached_tokens: sql`cached_tokens + ${sum.cached}`,
-            reasoning_tokens: sql`reasoning_tokens + ${sum.reasoning}`,
-          })
-          .where("id", "=", c.toBatchId)
-          .execute();
-      }
-      return sum.n;
-    });
+    carried += await writeCarried(store, c.toBatchId, matched, nowMs);
   }
   return { carried };
 }
+
+interface SourceRow {
+  response_status: number | null;
+  request_id: string | null;
+  input_tokens: number | null;
+  output_tokens: number | null;
+  cached_tokens: number | null;
+  reasoning_tokens: number | null;
+}
+
+interface Carried {
+  line: number;
+  s: SourceRow;
+  /** The source's result, sealed for this row of the new batch. */
+  result: string | null;
+}
+
+/**
+ * One page's rows and the batch's counters, in one transaction; returns the rows written. SQLite
+ * runs it through its synchronous fast path (dialect.ts), a prepared one-row statement per row:
+ * carrying 90,000 rows took 4.8 s through Kysely (an async round per row) and 1.5 s this way
+ * (plaintext, page reads included; about 16 s a million lines).
+ */
+async function writeCarried(store: Store, batchId: string, rows: readonly Carried[], nowMs: number): Promise<number> {
+  const sum = { n: 0, input: 0, output: 0, cached: 0, reasoning: 0 };
+  const add = ({ s }: Carried) => {
+    sum.n++;
+    sum.input += Number(s.input_tokens ?? 0);
+    sum.output += Number(s.output_tokens ?? 0);
+    sum.cached += Number(s.cached_tokens ?? 0);
+    sum.reasoning += Number(s.reasoning_tokens ?? 0);
+  };
+  const values = ({ s, result }: Carried) => [
+    s.response_status,
+    s.request_id,
+    result,
+    s.input_tokens,
+    s.output_tokens,
+    s.cached_tokens,
+    s.reasoning_tokens,
+    nowMs,
+  ];
+  if (store.caps.syncTransaction !== undefined) {
+    return store.caps.syncTransaction((statement) => {
+      const row = statement(SQLITE_CARRY_ROW);
+      for (const r of rows) if (row.run(...values(r), batchId, r.line).changes > 0) add(r);
+      if (sum.n > 0) statement(SQLITE_COUNTERS).run(sum.n, sum.input, sum.output, sum.cached, sum.reasoning, batchId);
+      return sum.n;
+    });
+  }
+  return store.db.transaction().execute(async (trx) => {
+    for (const r of rows) {
+      const res = await trx
+        .updateTable("requests")
+        .set({
+          status: "succeeded",
+          response_status: r.s.response_status,
+          request_id: r.s.request_id,
+          result: r.result,
+          error: null,
+          input_tokens: r.s.input_tokens,
+          output_tokens: r.s.output_tokens,
+          cached_tokens: r.s.cached_tokens,
+          reasoning_tokens: r.s.reasoning_tokens,
+          finished_ms: nowMs,
+        })
+        .where("batch_id", "=", batchId)
+        .where("line", "=", r.line)
+        .where("status", "=", "pending")
+        .where("lease_owner", "is", null)
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) > 0) add(r);
+    }
+    if (sum.n > 0) {
+      await trx
+        .updateTable("batches")
+        .set({
+          completed: sql`completed + ${sum.n}`,
+          input_tokens: sql`input_tokens + ${sum.input}`,
+          output_tokens: sql`output_tokens + ${sum.output}`,
+          cached_tokens: sql`cached_tokens + ${sum.cached}`,
+          reasoning_tokens: sql`reasoning_tokens + ${sum.reasoning}`,
+        })
+        .where("id", "=", batchId)
+        .execute();
+    }
+    return sum.n;
+  });
+}
+
+/** One carried row: values(), then the key; fenced like a held claim's verdict. */
+const SQLITE_CARRY_ROW = `UPDATE requests SET status = 'succeeded', response_status = ?, request_id = ?, result = ?,
+  error = NULL, input_tokens = ?, output_tokens = ?, cached_tokens = ?, reasoning_tokens = ?, finished_ms = ?
+  WHERE batch_id = ? AND line = ? AND status = 'pending' AND lease_owner IS NULL`;
+const SQLITE_COUNTERS = `UPDATE batches SET completed = completed + ?, input_tokens = input_tokens + ?,
+  output_tokens = output_tokens + ?, cached_tokens = cached_tokens + ?, reasoning_tokens = reasoning_tokens + ?
+  WHERE id = ?`;
