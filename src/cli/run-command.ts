@@ -15,7 +15,7 @@ import type { Command } from "commander";
 import { probeBackends } from "../backends/startup-checks.js";
 import { isTerminal } from "../batch/lifecycle.js";
 import { writeFinishedFile } from "../batch/result-stream.js";
-import { resolveRunConfig } from "../config.js";
+import { type CommonOptions, resolveRunConfig } from "../config.js";
 import { SluiceError } from "../errors.js";
 import { createLogger } from "../logger.js";
 import { openRuntime, type Runtime, resolveRoutes } from "../runtime.js";
@@ -27,6 +27,7 @@ import { addExecutionOptions, type ExecutionCliFlags } from "./options.js";
 import { createProgress } from "./progress.js";
 import { planRun, prepareBatch, type RunPlan, restorePrevious } from "./run-state.js";
 import { onShutdownSignal } from "./serve-command.js";
+import { startupConfig } from "./startup-config.js";
 import { emptyWorkFolder, folderBytes, formatBytes, removeWorkFolder, workFolderFor } from "./work-folder.js";
 
 interface RunFlags extends ExecutionCliFlags {
@@ -121,11 +122,17 @@ export function registerRunCommand(program: Command): void {
       process.stderr.write(`Starting over (--fresh): the earlier state in ${workDir} was deleted\n`);
     }
     process.stderr.write(`Work folder ${workDir} (${formatBytes(await folderBytes(workDir))})\n`);
+    const common: CommonOptions = {
+      dataDir: workDir,
+      store: { kind: "sqlite", path: join(workDir, "sluice.db") },
+      ...settings,
+    };
     const rt = await openRuntime(
-      { dataDir: workDir, store: { kind: "sqlite", path: join(workDir, "sluice.db") }, ...settings },
+      common,
       // The `-o` file is written from the store below: the batch needs no output files of its own.
       { execution, routes, logger: createLogger(settings.logLevel), worker: { outputFiles: false } },
     );
+    rt.ctx.logger.info("sluice starting", startupConfig({ command: "run", common, execution, routes: routes.routes }));
     // Not awaited: the batch starts meanwhile; an engine that does not answer is a warning line.
     void probeBackends(routes.routes, { keyFromEnv: execution.apiKeyFromEnv, logger: rt.ctx.logger });
     onShutdownSignal(async () => {
