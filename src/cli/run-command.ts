@@ -161,6 +161,7 @@ export function registerRunCommand(program: Command): void {
         process.stdout.write(
           `${JSON.stringify({ id: b.id, status: b.status, total: Number(b.total), completed: Number(b.completed), failed })}\n`,
         );
+      else if (refused) process.stderr.write(`failed: ${input} was refused at validation; no output written\n`);
       else
         process.stderr.write(
           `${b.status}: ${Number(b.completed)} succeeded, ${failed} failed of ${Number(b.total)} → ${output}\n`,
@@ -175,7 +176,7 @@ export function registerRunCommand(program: Command): void {
         process.exitCode = 2;
       } else if (failed > 0 || b.status !== "completed") process.exitCode = 1;
       // Nothing worth keeping: every line succeeded, or a first run's file was refused.
-      const nothingKept = refused ? !(await restorePrevious(rt, workDir, plan)) : process.exitCode === undefined;
+      const nothingKept = refused ? !(await restorePrevious(rt, workDir, plan)) : (process.exitCode ?? 0) === 0;
       removeFolder = nothingKept && flags.keepWorkDir !== true;
     } finally {
       await rt.close();

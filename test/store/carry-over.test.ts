@@ -19,7 +19,7 @@ const ROWS = 1200;
 describe.each(STORES)("carry-over on $name", (kind) => {
   const fresh = useFreshStore(kind);
 
-  const verdict = (batchId: string, line: number, ok: boolean): Outcome => ({
+  const verdict = (batchId: string, line: number, ok: boolean): Extract<Outcome, { kind: "succeeded" | "failed" }> => ({
     kind: ok ? "succeeded" : "failed",
     batchId,
     line,
