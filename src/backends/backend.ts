@@ -23,10 +23,12 @@ export interface BackendCall {
   /** Aborts on cancel, lost lease, shutdown or timeout. Always honoured. */
   signal: AbortSignal;
   /**
-   * This call's own time budget (ms), learned from the latency observed (flow/call-timeout.ts);
-   * the backend's configured timeout stays the upper bound. Absent: the configured timeout.
+   * This call's own time budget (ms), learned from the latency observed (flow/call-timeout.ts),
+   * read again while the call runs (a call sent before anything was learned is still cut once
+   * the budget is known); undefined = not known yet. The backend's configured timeout stays the
+   * upper bound. Absent: the configured timeout.
    */
-  timeoutMs?: number | undefined;
+  budgetMs?: (() => number | undefined) | undefined;
 }
 
 /** The engine answered over HTTP (any status). */

@@ -97,8 +97,7 @@ export class OpenAiHttpBackend implements Backend {
         resolve(ABORTED);
         return;
       }
-      const budget = request.timeoutMs === undefined ? this.#timeoutMs : Math.min(request.timeoutMs, this.#timeoutMs);
-      const call = new HttpCall(request.signal, budget, resolve, (c) => this.#untrack(c));
+      const call = new HttpCall(request.signal, this.#timeoutMs, request.budgetMs, resolve, (c) => this.#untrack(c));
       this.#track(call);
       this.#pool.dispatch(
         { method: "POST", path: this.#basePath + request.endpoint, headers: this.#headers, body: request.body },
@@ -134,7 +133,7 @@ export class OpenAiHttpBackend implements Backend {
   /** Times out every call past its deadline (budgets differ per call: no order to stop at). */
   #sweep(): void {
     const now = performance.now();
-    for (const c of this.#calls) if (c.deadline <= now) c.abort("timeout");
+    for (const c of this.#calls) if (c.overdue(now)) c.abort("timeout");
     if (this.#calls.size === 0 && this.#sweeper !== undefined) {
       clearInterval(this.#sweeper);
       this.#sweeper = undefined;
@@ -160,8 +159,11 @@ const sweepEvery = (timeoutMs: number) => Math.min(250, Math.max(10, Math.floor(
 /** One request's undici handler: collects the answer and settles exactly once. */
 class HttpCall implements Dispatcher.DispatchHandler {
   readonly signal: AbortSignal;
-  readonly deadline: number;
+  readonly #started: number;
   readonly #timeoutMs: number;
+  readonly #budgetMs: (() => number | undefined) | undefined;
+  /** The budget it was cut at. */
+  #cutAtMs = 0;
   readonly #settle: (r: BackendResult) => void;
   readonly #done: (c: HttpCall) => void;
   #controller: Dispatcher.DispatchController | undefined;
@@ -171,12 +173,28 @@ class HttpCall implements Dispatcher.DispatchHandler {
   #headers: Record<string, string | string[] | undefined> = {};
   #chunks: Buffer[] = [];
 
-  constructor(signal: AbortSignal, timeoutMs: number, settle: (r: BackendResult) => void, done: (c: HttpCall) => void) {
+  constructor(
+    signal: AbortSignal,
+    timeoutMs: number,
+    budgetMs: (() => number | undefined) | undefined,
+    settle: (r: BackendResult) => void,
+    done: (c: HttpCall) => void,
+  ) {
     this.signal = signal;
     this.#timeoutMs = timeoutMs;
-    this.deadline = performance.now() + timeoutMs;
+    this.#budgetMs = budgetMs;
+    this.#started = performance.now();
     this.#settle = settle;
     this.#done = done;
+  }
+
+  /** Whether the call has run past its budget (the learned one, or the configured timeout). */
+  overdue(now: number): boolean {
+    const learned = this.#budgetMs?.();
+    const budget = learned === undefined ? this.#timeoutMs : Math.min(learned, this.#timeoutMs);
+    if (now - this.#started < budget) return false;
+    this.#cutAtMs = Math.round(budget);
+    return true;
   }
 
   abort(why: "aborted" | "timeout"): void {
@@ -216,7 +234,7 @@ class HttpCall implements Dispatcher.DispatchHandler {
 
   #failure(err: Error): BackendResult {
     if (this.#abortedFor === "timeout") {
-      return { kind: "failure", code: "timeout", message: `No answer within ${this.#timeoutMs} ms.`, retryable: true };
+      return { kind: "failure", code: "timeout", message: `No answer within ${this.#cutAtMs} ms.`, retryable: true };
     }
     if (this.#abortedFor === "aborted" || this.signal.aborted) return ABORTED;
     const code = connectionCode(err);

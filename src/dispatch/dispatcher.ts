@@ -318,9 +318,10 @@ export class Dispatcher {
     }
     flow.acquire();
     const started = performance.now();
-    const timeoutMs = replica.timeout.budget(maxTokensOf(req.body), req.attempt);
+    const maxTokens = maxTokensOf(req.body);
+    const budgetMs = () => replica.timeout.budget(maxTokens, req.attempt);
     void backend
-      .call({ endpoint: req.endpoint, body: req.body, model: req.model, signal: abort.signal, timeoutMs })
+      .call({ endpoint: req.endpoint, body: req.body, model: req.model, signal: abort.signal, budgetMs })
       .catch(
         (err: unknown): BackendResult => ({
           kind: "failure",

@@ -124,6 +124,17 @@ const POOLED_FIT = 32;
 
 export type CallSignal = "ok" | "overload" | "error";
 
+/**
+ * Refusals are acted on in bursts only: at least OVERLOAD_BURST of the last OVERLOAD_SPAN answers.
+ * An engine past its queue refuses most of what it gets beyond it; refusals scattered among good
+ * answers (a provider's occasional 429, the faults bench's 5%) are not load, and reacting to each
+ * ratcheted the ceiling down by one per refusal, faster than ceiling probes raise it: the limit
+ * fell to 1–2 of 32 slots (test/execution/outage.test.ts). At 5% scattered refusals a burst
+ * happens about once in 300 answers, and each reaction costs about one step of the limit.
+ */
+const OVERLOAD_SPAN = 20;
+const OVERLOAD_BURST = 4;
+
 export interface FlowSnapshot {
   limit: number;
   inFlight: number;
@@ -173,6 +184,10 @@ export class FlowController {
 
   readonly #clientLoad: ClientLoadMeter | undefined;
   #wasClientBound = false;
+  /** The last OVERLOAD_SPAN answers (1: a refusal), and how many of them were refusals. */
+  readonly #recent = new Uint8Array(OVERLOAD_SPAN);
+  #recentAt = 0;
+  #recentRefusals = 0;
 
   /** `clientLoad`: this process's own load (client-load.ts); absent = never client-bound (models, tests). */
   constructor(options: Partial<FlowOptions> = {}, now: () => number = Date.now, clientLoad?: ClientLoadMeter) {
@@ -241,10 +256,20 @@ export class FlowController {
     this.#inFlight = Math.max(0, this.#inFlight - 1);
     const fresh = this.#stale === 0;
     if (!fresh) this.#stale--;
+    if (signal !== "error") {
+      const refused = signal === "overload" ? 1 : 0;
+      this.#recentRefusals += refused - (this.#recent[this.#recentAt] as number);
+      this.#recent[this.#recentAt] = refused;
+      this.#recentAt = (this.#recentAt + 1) % OVERLOAD_SPAN;
+    }
     if (signal === "overload") {
       // Refusals come back at once, out of order. Those of calls sent before the last reaction
       // were answered by it; with nothing sent since, this is one of them.
-      if (this.#sentSinceOverload > 0) this.#overload(inFlight);
+      if (this.#sentSinceOverload > 0 && this.#recentRefusals >= OVERLOAD_BURST) {
+        this.#recent.fill(0);
+        this.#recentRefusals = 0;
+        this.#overload(inFlight);
+      }
       return;
     }
     if (signal !== "ok") return;
