@@ -9,6 +9,8 @@ export interface SluiceEventMap {
   "batch.status": { batchId: string; tenantId: string; status: BatchStatus; at: number };
   "batch.progress": { batchId: string; tenantId: string; completed: number; failed: number };
   "backend.limit": { backend: string; limit: number; inFlight: number; reason: string };
+  /** A replica's circuit breaker changed (flow/circuit-breaker.ts); `shared`: another worker said so. */
+  "backend.health": { backend: string; state: "closed" | "open" | "half-open"; cause: string; shared: boolean };
 }
 
 export type SluiceEventName = keyof SluiceEventMap;

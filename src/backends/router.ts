@@ -88,10 +88,13 @@ export class Router {
   readonly #flow: Partial<FlowOptions>;
   readonly #breaker: Partial<BreakerOptions>;
   readonly #breakers: CircuitBreaker[] = [];
+  readonly #replicas: Replica[] = [];
   /** Model name → its route (null: none). Bounded: model names come from tenants' input lines. */
   readonly #byModel = new Map<string, CompiledRoute | null>();
   readonly #created: Backend[] = [];
   onFlowChange: ((backend: string, limit: number, inFlight: number, reason: string) => void) | undefined;
+  /** A replica was created (its breaker may start open: another worker knows it is down). */
+  onReplicaCreated: ((replica: Replica) => void) | undefined;
   /** A replica went down, came back on probation, or is serving again. */
   onHealthChange: ((change: HealthChange) => void) | undefined;
 
@@ -184,9 +187,17 @@ export class Router {
         this.onHealthChange?.({ ...change, backend: backend.name, pool });
       };
       this.#breakers.push(breaker);
-      replicas.push({ backend, flow, breaker, timeout: new CallTimeout() });
+      const replica = { backend, flow, breaker, timeout: new CallTimeout() };
+      replicas.push(replica);
+      this.#replicas.push(replica);
+      this.onReplicaCreated?.(replica);
     }
     return pool;
+  }
+
+  /** Every replica created so far (for sharing their health with other workers). */
+  replicas(): Replica[] {
+    return this.#replicas;
   }
 
   async close(): Promise<void> {

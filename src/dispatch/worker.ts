@@ -34,6 +34,7 @@ import {
   type RetryPolicy,
 } from "./retry-policy.js";
 import { RoundRobinPolicy, type SchedulableBatch, Scheduler } from "./scheduler.js";
+import { SharedHealth } from "./shared-health.js";
 
 export interface WorkerOptions {
   id?: string;
@@ -69,10 +70,16 @@ type State = "idle" | "running" | "stopping" | "stopped";
 
 /** One line per breaker change: the replica, what happened, and what Sluice does about it. */
 function logHealthChange(logger: AppContext["logger"], change: HealthChange): void {
-  const fields = { backend: change.backend, state: change.state, cause: change.cause, route: change.pool.patterns };
+  const fields = {
+    backend: change.backend,
+    state: change.state,
+    cause: change.cause,
+    route: change.pool.patterns,
+    shared: change.shared,
+  };
   if (change.state === "open") {
     logger.warn(
-      `backend ${change.backend} is unreachable (${change.cause}): no calls go to it; probing it with backoff` +
+      `backend ${change.backend} is unreachable (${change.cause}${change.shared ? ", reported by another worker" : ""}): no calls go to it; probing it with backoff` +
         (change.pool.healthy
           ? ""
           : `; no replica of route '${change.pool.patterns.join(", ")}' answers, its batches wait`),
@@ -106,6 +113,7 @@ export class Worker {
   readonly #jobFailures = new Map<string, { attempts: number; notBefore: number }>();
   #recovered = false;
   readonly #jobsAbort = new AbortController();
+  readonly #sharedHealth: SharedHealth | undefined;
 
   constructor(ctx: AppContext, router: Router, options: Partial<WorkerOptions> = {}) {
     this.#o = { ...DEFAULT_WORKER_OPTIONS, ...options };
@@ -139,9 +147,21 @@ export class Worker {
     };
     router.onFlowChange = (backend, limit, inFlight, reason) =>
       ctx.events.emit("backend.limit", { backend, limit, inFlight, reason });
+    // Workers sharing a store (leased claims) share what their breakers learn.
+    this.#sharedHealth = this.#claims.fence.owner === null ? undefined : new SharedHealth(ctx.store, router, this.id);
+    router.onReplicaCreated = (replica) => this.#sharedHealth?.created(replica);
     router.onHealthChange = (change) => {
       logHealthChange(ctx.logger, change);
+      ctx.events.emit("backend.health", {
+        backend: change.backend,
+        state: change.state,
+        cause: change.cause,
+        shared: change.shared,
+      });
       if (change.state !== "open") this.#dispatcher.poke();
+      this.#sharedHealth
+        ?.record(change)
+        .catch((err: unknown) => ctx.logger.error("recording backend health failed", { error: err as Error }));
     };
   }
 
@@ -248,6 +268,7 @@ export class Worker {
       this.#recovered = true;
     }
     if ((await this.#claims.upkeep(now)) > 0) this.#dispatcher.poke();
+    await this.#sharedHealth?.sync(now);
     const batches = await batchesInStatus(store, ["validating", "in_progress", "cancelling", "finalizing"]);
     if (this.#jobFailures.size > 0 && batches.length < BATCH_LIST_LIMIT) {
       // Forget batches that ended or were deleted meanwhile (another worker may have finished them);

@@ -13,7 +13,9 @@
  *   half-open  calls flow again from slow start (the flow controller restarts); the first success
  *              closes the breaker, an outage-class result reopens it (the backoff keeps growing).
  *
- * Per process: each worker judges the replicas it calls (documented in docs/architecture.md).
+ * Workers sharing a store share what their breakers learn (dispatch/shared-health.ts): another
+ * worker's outage opens this one (`forceOpen`), another's recovery probes this one at once
+ * (`probeSoon`); each worker still confirms recovery with its own probe.
  */
 
 export type BreakerState = "closed" | "open" | "half-open";
@@ -34,6 +36,8 @@ export interface BreakerChange {
   cause: string;
   /** Since when the replica has been unavailable (ms), when it is open or half-open. */
   downSinceMs: number | null;
+  /** Whether another worker's report caused it (forceOpen), not this process's own calls. */
+  shared: boolean;
 }
 
 export type Probe = () => Promise<{ ok: true } | { ok: false; cause: string }>;
@@ -50,6 +54,7 @@ export class CircuitBreaker {
   #lastCause = "";
   #timer: NodeJS.Timeout | undefined;
   #closedForGood = false;
+  #probing = false;
   onChange: ((change: BreakerChange) => void) | undefined;
 
   constructor(probe: Probe, options: Partial<BreakerOptions> = {}, now = Date.now, random = Math.random) {
@@ -102,6 +107,23 @@ export class CircuitBreaker {
     }
   }
 
+  /** Another worker found the replica down: stop sending now, and probe it like any outage. */
+  forceOpen(cause: string, downSinceMs: number): void {
+    if (this.#state === "open") return;
+    this.#lastCause = cause;
+    this.#downSinceMs ??= downSinceMs;
+    this.#set("open", cause, true);
+    this.#scheduleProbe();
+  }
+
+  /** Another worker found the replica back: probe it now rather than at the next backoff. */
+  probeSoon(): void {
+    if (this.#state !== "open" || this.#closedForGood) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    void this.#runProbe();
+  }
+
   /** Stops probing (the process is shutting down). */
   close(): void {
     this.#closedForGood = true;
@@ -122,12 +144,15 @@ export class CircuitBreaker {
   }
 
   async #runProbe(): Promise<void> {
-    if (this.#closedForGood || this.#state !== "open") return;
+    if (this.#closedForGood || this.#state !== "open" || this.#probing) return;
     let answer: Awaited<ReturnType<Probe>>;
+    this.#probing = true;
     try {
       answer = await this.#probe();
     } catch (err) {
       answer = { ok: false, cause: (err as Error).message };
+    } finally {
+      this.#probing = false;
     }
     if (this.#closedForGood || this.#state !== "open") return;
     if (answer.ok) {
@@ -139,9 +164,9 @@ export class CircuitBreaker {
     }
   }
 
-  #set(state: BreakerState, cause: string): void {
+  #set(state: BreakerState, cause: string, shared = false): void {
     if (this.#state === state) return;
     this.#state = state;
-    this.onChange?.({ state, cause, downSinceMs: this.#downSinceMs });
+    this.onChange?.({ state, cause, downSinceMs: this.#downSinceMs, shared });
   }
 }

@@ -5,14 +5,14 @@ import * as m001 from "./migrations/001-initial.js";
 import * as m002 from "./migrations/002-security.js";
 import * as m003 from "./migrations/003-claim-ranges.js";
 import * as m004 from "./migrations/004-custom-id-hash.js";
-import * as m005 from "./migrations/005-waiting-since.js";
+import * as m005 from "./migrations/005-backend-outages.js";
 
 const migrations: Record<string, Migration> = {
   "001-initial": m001,
   "002-security": m002,
   "003-claim-ranges": m003,
   "004-custom-id-hash": m004,
-  "005-waiting-since": m005,
+  "005-backend-outages": m005,
 };
 
 class StaticProvider implements MigrationProvider {

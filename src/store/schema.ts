@@ -143,6 +143,19 @@ export interface Database {
   audit_log: AuditTable;
   data_keys: DataKeyTable;
   claim_ranges: ClaimRangeTable;
+  backend_health: BackendHealthTable;
+}
+
+/** What the workers sharing a store know of a backend replica (migration 005). */
+export interface BackendHealthTable {
+  /** A hash of the replica's URL (a URL may carry credentials). */
+  backend: string;
+  /** Down since (unix ms), or null: up. */
+  down_since_ms: number | null;
+  cause: string;
+  updated_ms: number;
+  /** The worker that wrote it. */
+  updated_by: string;
 }
 
 /** An in-memory claim's journal entry (SQLite): the lines one read took, until all are committed. */

@@ -17,6 +17,7 @@ describe.each(STORES)("store on $name", (kind) => {
       "002-security",
       "003-claim-ranges",
       "004-custom-id-hash",
+      "005-backend-outages",
     ]);
     const tables = await t.store.db.introspection.getTables();
     expect(tables.map((x) => x.name)).toEqual(
@@ -37,7 +38,7 @@ describe.each(STORES)("store on $name", (kind) => {
     try {
       const [first] = stores;
       const applied = await sql<{ name: string }>`select name from kysely_migration`.execute(first!.db);
-      expect(applied.rows).toHaveLength(4);
+      expect(applied.rows).toHaveLength(5);
       const tenants = await first!.db.selectFrom("tenants").select("id").execute();
       expect(tenants).toEqual([{ id: DEFAULT_TENANT }]);
     } finally {
