@@ -7,7 +7,7 @@ import type { ClientFlags, ClientOptions } from "../config/server.js";
 import { fromFlag, integer } from "../config/setting.js";
 import { resolveClient } from "../config.js";
 import { api, download, uploadFile } from "./http-client.js";
-import { createProgress } from "./progress.js";
+import { createProgress, shownStatus } from "./progress.js";
 
 interface BatchView {
   id: string;
@@ -18,6 +18,8 @@ interface BatchView {
   error_file_id: string | null;
   request_counts: { total: number; completed: number; failed: number };
   errors: { data: { code: string; message: string; line: number | null }[] } | null;
+  /** Extension: set while no engine for the batch's model answers. */
+  waiting_for_backend?: { since: number; message: string } | null;
 }
 
 function printBatch(b: BatchView, json: boolean): void {
@@ -26,7 +28,13 @@ function printBatch(b: BatchView, json: boolean): void {
     return;
   }
   const c = b.request_counts;
-  process.stdout.write(`${b.id}  ${b.status}  ${c.completed}/${c.total} done, ${c.failed} failed\n`);
+  process.stdout.write(
+    `${b.id}  ${shownStatus(b.status, b.waiting_for_backend?.since)}  ${c.completed}/${c.total} done, ${c.failed} failed\n`,
+  );
+  if (b.waiting_for_backend)
+    process.stdout.write(
+      `  waiting since ${new Date(b.waiting_for_backend.since * 1000).toISOString()}: ${b.waiting_for_backend.message}\n`,
+    );
   if (b.output_file_id) process.stdout.write(`  output: ${b.output_file_id}\n`);
   if (b.error_file_id) process.stdout.write(`  errors: ${b.error_file_id}\n`);
   for (const e of b.errors?.data.slice(0, 20) ?? []) {
@@ -40,7 +48,7 @@ async function waitFor(c: ClientOptions, id: string, json: boolean): Promise<Bat
     for (;;) {
       const b = await api<BatchView>(c, "GET", `/batches/${id}`);
       const n = b.request_counts;
-      bar?.update(n.completed + n.failed, n.failed, n.total, b.status);
+      bar?.update(n.completed + n.failed, n.failed, n.total, shownStatus(b.status, b.waiting_for_backend?.since));
       if (isTerminal(b.status)) return b;
       await new Promise((r) => setTimeout(r, 1000));
     }

@@ -1,6 +1,10 @@
 /** A terminal progress bar for batches: done/total, failed, rate and ETA (quiet when not a TTY). */
 import cliProgress from "cli-progress";
 
+/** The status to show: an in_progress batch whose engine is away says so. */
+export const shownStatus = (status: string, waitingSince: number | null | undefined): string =>
+  status === "in_progress" && waitingSince != null ? "waiting for engine" : status;
+
 export interface ProgressView {
   update(done: number, failed: number, total: number, status: string): void;
   stop(): void;

@@ -24,7 +24,7 @@ import { lockDataFolder } from "../store/folder-lock.js";
 import { DEFAULT_TENANT } from "../store/tenants.js";
 import { checkModelsRouted } from "./model-check.js";
 import { addExecutionOptions, type ExecutionCliFlags } from "./options.js";
-import { createProgress } from "./progress.js";
+import { createProgress, shownStatus } from "./progress.js";
 import { planRun, prepareBatch, type RunPlan, restorePrevious } from "./run-state.js";
 import { onShutdownSignal } from "./serve-command.js";
 import { startupConfig } from "./startup-config.js";
@@ -83,7 +83,7 @@ async function waitForEnd(rt: Runtime, batchId: string, quiet: boolean): Promise
       const b = await getBatch(rt.ctx.store, DEFAULT_TENANT, batchId);
       if (b === undefined) throw new SluiceError("batch_missing", `Batch ${batchId} disappeared from the work folder.`);
       const done = Number(b.completed) + Number(b.failed);
-      bar?.update(done, Number(b.failed), Number(b.total), b.status);
+      bar?.update(done, Number(b.failed), Number(b.total), shownStatus(b.status, b.waiting_since));
       if (isTerminal(b.status)) return b;
       await new Promise((r) => setTimeout(r, 250));
     }
