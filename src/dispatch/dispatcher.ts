@@ -128,6 +128,7 @@ export class Dispatcher {
   /** Wakes the claimer now (a batch started, a retry became due). */
   poke(): void {
     this.#nothingToClaimUntil = 0;
+    this.#blocked.clear();
     this.pump();
   }
 
@@ -207,9 +208,21 @@ export class Dispatcher {
     return n;
   }
 
-  /** Whether a batch's rows can go anywhere now (not when its one model's pool is down). */
-  #claimable = (batch: SchedulableBatch): boolean =>
-    batch.model === null || this.#router.readyPool(batch.model)?.healthy !== false;
+  /**
+   * Whether a batch's rows can go anywhere now: not when its one model's pool is down, nor for a
+   * while after a claim of it found only down pools (a batch of several models names none: its
+   * rows would be claimed and handed back in a loop).
+   */
+  #claimable = (batch: SchedulableBatch): boolean => {
+    const until = this.#blocked.get(batch.id);
+    if (until !== undefined) {
+      if (Date.now() < until) return false;
+      this.#blocked.delete(batch.id);
+    }
+    return batch.model === null || this.#router.readyPool(batch.model)?.healthy !== false;
+  };
+  /** Batches whose last claim found only down pools: not claimed from until then (ms). */
+  readonly #blocked = new Map<string, number>();
 
   /**
    * Batches waiting for an engine: rows parked in a down pool, or their one model's pool down. The
@@ -232,7 +245,12 @@ export class Dispatcher {
   async #claim(limit: number): Promise<void> {
     const work = await this.#scheduler.next(limit, this.#claimable);
     if (work !== undefined) {
-      for (const r of work.rows) this.#route({ ...r, endpoint: work.batch.endpoint });
+      let routable = 0;
+      for (const r of work.rows) {
+        if (this.#router.readyPool(r.model)?.healthy !== false) routable++;
+        this.#route({ ...r, endpoint: work.batch.endpoint });
+      }
+      if (routable === 0) this.#blocked.set(work.batch.id, Date.now() + DEFER_MS);
       return;
     }
     // Nothing claimable anywhere (all running, or retries not yet due): look again shortly.

@@ -133,6 +133,41 @@ describe("engines that come and go", () => {
     expect(health).toEqual([]);
   }, 150_000);
 
+  it("a batch of two models, one engine away: the other model's lines finish, the rest wait without spinning", async () => {
+    const sim = await startSimulator({ slots: 16, stepMs: 1, prefillMsPerToken: 0, model: "up" });
+    sims.push(sim);
+    const down = await freePort();
+    const dir = await (await import("node:fs/promises")).mkdtemp(
+      join((await import("node:os")).tmpdir(), "sluice-routes-"),
+    );
+    const routes = join(dir, "routes.yaml");
+    await writeFile(
+      routes,
+      `routes:\n  - match: up\n    backends:\n      - url: ${sim.url}/v1\n  - match: away\n    backends:\n      - url: http://127.0.0.1:${down}/v1\n`,
+    );
+    s = await startSluice({ execution: { configFile: routes, maxAttempts: 1 } });
+    // Interleaved: every claim holds rows of both models.
+    const lines = Array.from({ length: 2400 }, (_, i) =>
+      chatLine(`m-${i}`, `mixed ${i}`, i % 2 === 0 ? "up" : "away", { max_tokens: 4 }),
+    );
+    const batch = await submit(s, lines);
+    const waiting = await waitForBatch(
+      s,
+      batch.id,
+      (b) => (b.request_counts?.completed ?? 0) >= 1200 && (b as WithWaiting).waiting_for_backend != null,
+    );
+    expect(waiting.status).toBe("in_progress");
+    expect(waiting.request_counts).toEqual({ total: 2400, completed: 1200, failed: 0 });
+    // Waiting costs next to nothing: no claim-and-hand-back loop over the waiting lines.
+    const before = process.cpuUsage();
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 3000));
+    const cpu = process.cpuUsage(before);
+    const share = (cpu.user + cpu.system) / 1000 / (performance.now() - t0);
+    expect(share).toBeLessThan(0.5);
+    expect((await s.client.batches.retrieve(batch.id)).request_counts?.failed).toBe(0);
+  }, 120_000);
+
   it("one of two replicas killed -9 mid-batch and restarted on its port: the batch completes exactly once, the other serves meanwhile", async () => {
     const [portA, portB] = [await freePort(), await freePort()];
     const simArgs = (port: number) => [
