@@ -364,7 +364,10 @@ export class Dispatcher {
           this.pump();
           return;
         }
-        const cause = outageCause(result);
+        // A hung call cut while the replica answered others since it was sent is that call's
+        // fault, not an outage (hung calls cut in one sweep would otherwise read as a run).
+        const hungAlone = result.kind === "failure" && result.code === "timeout" && breaker.lastSuccessAt > started;
+        const cause = hungAlone ? null : outageCause(result);
         if (cause === null) {
           if (result.kind === "response") breaker.success();
           if (!ok) this.#failures.failed(backend.name, result);

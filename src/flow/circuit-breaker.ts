@@ -55,6 +55,7 @@ export class CircuitBreaker {
   #timer: NodeJS.Timeout | undefined;
   #closedForGood = false;
   #probing = false;
+  #lastSuccessAt = Number.NEGATIVE_INFINITY;
   onChange: ((change: BreakerChange) => void) | undefined;
 
   constructor(probe: Probe, options: Partial<BreakerOptions> = {}, now = Date.now, random = Math.random) {
@@ -86,9 +87,15 @@ export class CircuitBreaker {
     return this.#lastCause;
   }
 
+  /** When the replica last answered (performance.now()), or -Infinity. */
+  get lastSuccessAt(): number {
+    return this.#lastSuccessAt;
+  }
+
   /** A call reached the engine and it answered (any answer that is not an outage). */
   success(): void {
     this.#inARow = 0;
+    this.#lastSuccessAt = performance.now();
     if (this.#state === "half-open") {
       this.#probes = 0;
       this.#downSinceMs = null;
