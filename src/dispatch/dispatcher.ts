@@ -53,7 +53,19 @@ export const PARK_LIMIT = 1024;
 const DEFER_MS = 5_000;
 
 /** A claimed row on its way to a backend. */
-type Work = ClaimedRequest & { endpoint: string };
+type Work = ClaimedRequest & {
+  endpoint: string;
+  /** Calls that failed in an outage without spending an attempt (bounded: FREE_OUTAGE_RETRIES). */
+  freeRetries?: number;
+};
+
+/**
+ * Calls a line may lose to an outage without spending an attempt, when the engine answered them
+ * (resets, 502/503/504, hung calls). A call that could not be made at all (refused, DNS) never
+ * spends one. The bound is for a line that crashes its engine each time: it still fails, after
+ * its attempts, instead of taking the engine down until the window ends.
+ */
+const FREE_OUTAGE_RETRIES = 3;
 
 interface InFlight {
   batchId: string;
@@ -377,7 +389,10 @@ export class Dispatcher {
           // not the line's: it costs no attempt and waits in its pool's queue.
           const inARun = breaker.failuresInARow > 0;
           breaker.failure(cause);
-          const unspent = (result.kind === "failure" && result.unreached === true) || inARun || !breaker.allows;
+          const unreached = result.kind === "failure" && result.unreached === true;
+          const free = (req.freeRetries ?? 0) < FREE_OUTAGE_RETRIES && (inARun || !breaker.allows);
+          const unspent = unreached || free;
+          if (!unreached && free) req.freeRetries = (req.freeRetries ?? 0) + 1;
           this.#failures.failed(backend.name, result, unspent);
           if (!unspent) this.#finish(req, result);
           else if (this.#stopped) this.#released.push({ batchId: req.batchId, line: req.line });

@@ -162,11 +162,13 @@ describe("execution engine", () => {
     );
   });
 
-  it("reports connection failures as {code, message} errors", async () => {
-    const closed = await startFakeBackend();
-    await closed.close(); // a port nobody listens on: connections are refused
+  it("reports connection failures as {code, message} errors (a line that resets its connection every time)", async () => {
+    // Refused connections never fail a line (test/execution/outage.test.ts); a connection the
+    // engine resets on every call of a line does, after its attempts and a bounded number of
+    // calls that did not count (the engine looked away after them).
+    fake = await startFakeBackend(() => ({ kind: "reset" }));
     s = await startSluice({
-      execution: { backend: closed.url },
+      execution: { backend: fake.url },
       worker: { tickMs: 50, retry: { ...fastRetry, maxAttempts: 2 } },
     });
     const created = await submit(s, [chatLine("x", "y")]);
@@ -177,6 +179,9 @@ describe("execution engine", () => {
     const [line] = await readLines(s, done.error_file_id);
     expect(line?.response).toBeNull();
     expect(line?.error?.code).toBe("connection_error");
+    // 2 attempts, and at most 3 calls lost to the outage in between.
+    expect(fake.calls.length).toBeGreaterThanOrEqual(2);
+    expect(fake.calls.length).toBeLessThanOrEqual(5);
   });
 
   it("without output files (as `sluice run`), still ends the batch and reports all-failed", async () => {
