@@ -180,6 +180,8 @@ const batch = (id: string): SchedulableBatch => ({
   routeCost: null,
 });
 
+/** How long a test waits for an event before it fails (the events come in milliseconds). */
+const WAIT = { timeout: 10_000 };
 /** Probes a few ms apart: an open breaker finds its engine back promptly in these tests. */
 const FAST_PROBES: Partial<BreakerOptions> = { minProbeMs: 5, maxProbeMs: 20 };
 
@@ -317,13 +319,13 @@ describe("dispatcher with an engine that is away", () => {
     claims.add("b1", 200);
     dispatcher.setActiveBatches([batch("b1")]);
 
-    await vi.waitFor(() => expect(health).toEqual(["open"]));
+    await vi.waitFor(() => expect(health).toEqual(["open"]), WAIT);
     const breaker = router.replicas()[0]?.breaker;
     expect(breaker?.failuresInARow).toBeGreaterThanOrEqual(5); // the default threshold
-    await vi.waitFor(() => expect(backend.probes).toBeGreaterThanOrEqual(2));
+    await vi.waitFor(() => expect(backend.probes).toBeGreaterThanOrEqual(2), WAIT);
     const refusedCalls = backend.calls.length;
     const claimsWhileDown = claims.claims.length;
-    await vi.waitFor(() => expect(backend.probes).toBeGreaterThanOrEqual(5));
+    await vi.waitFor(() => expect(backend.probes).toBeGreaterThanOrEqual(5), WAIT);
     // While it is open: no calls, no claims of its batch, no outcome; the batch is waiting since the outage.
     expect(backend.calls.length).toBe(refusedCalls);
     expect(claims.claims.length).toBe(claimsWhileDown);
@@ -333,7 +335,7 @@ describe("dispatcher with an engine that is away", () => {
 
     up = true;
     await sink.settle(200);
-    await vi.waitFor(() => expect(dispatcher.inFlightCount).toBe(0));
+    await vi.waitFor(() => expect(dispatcher.inFlightCount).toBe(0), WAIT);
     expect(sink.outcomes).toHaveLength(200);
     expect(sink.outcomes.every((o) => o.kind === "succeeded")).toBe(true);
     expect(lines(sink.outcomes)).toEqual(oneTo(200));
@@ -371,13 +373,37 @@ describe("dispatcher with an engine that is away", () => {
     await router.close();
   });
 
+  it("spends one attempt on a 503 storm (its first call), none on the calls after it; once back, every row runs", async () => {
+    let up = false;
+    const backend = scripted((c) => (up ? ok(c) : status(503)), { up: () => up });
+    const { dispatcher, claims, sink, router, health } = setup(backend, undefined, {
+      breaker: FAST_PROBES,
+      retry: { baseDelayMs: 5, maxDelayMs: 10 },
+    });
+    claims.add("b1", 50);
+    dispatcher.setActiveBatches([batch("b1")]);
+    await vi.waitFor(() => expect(health).toEqual(["open"]), WAIT);
+    await vi.waitFor(() => expect(backend.probes).toBeGreaterThanOrEqual(2), WAIT);
+    // The first 503 could be the line's own: it is retried as usual. The rest of the run waits.
+    const spent = sink.outcomes.filter(isRetry);
+    expect(sink.outcomes).toEqual(spent);
+    expect(spent).toHaveLength(1);
+    expect(spent[0]?.countsAttempt).not.toBe(false);
+    up = true;
+    await sink.until(() => sink.outcomes.filter((o) => o.kind === "succeeded").length === 50);
+    expect(lines(sink.outcomes.filter((o) => o.kind === "succeeded"))).toEqual(oneTo(50));
+    expect(claims.claimed.filter((c) => c.attempt > 1).map((c) => c.line)).toEqual([spent[0]?.line]);
+    await dispatcher.stop(1000);
+    await router.close();
+  });
+
   it("hands parked rows back on shutdown, with no outcome", async () => {
     const backend = scripted(() => refused, { up: () => false });
     const { dispatcher, claims, sink, router, health } = setup(backend, undefined, { breaker: FAST_PROBES });
     claims.add("b1", 50);
     dispatcher.setActiveBatches([batch("b1")]);
-    await vi.waitFor(() => expect(health).toEqual(["open"]));
-    await vi.waitFor(() => expect(dispatcher.inFlightCount).toBe(0));
+    await vi.waitFor(() => expect(health).toEqual(["open"]), WAIT);
+    await vi.waitFor(() => expect(dispatcher.inFlightCount).toBe(0), WAIT);
     await dispatcher.stop(1000);
     expect(sink.outcomes).toEqual([]);
     expect(lines(claims.released)).toEqual(lines(claims.claimed));
