@@ -4,9 +4,10 @@
  *
  * - No connection, or one that broke: refused, reset, DNS failure, no route, socket closed.
  * - A hung call abandoned at its learned budget (`timeout`): five in a row is a wedged engine.
- * - HTTP 502, 504, and 503 without a retry hint (a proxy in front of a restarting engine, vLLM or
- *   TGI still loading). A 503 with `retry-after` is the engine asking to slow down: flow control's
- *   business, retried as a normal error.
+ * - HTTP 502, 503, 504 (a proxy in front of a restarting engine, an engine still loading its
+ *   model — some answer 503 with a `retry-after` for minutes while they do). A scattered 503 is
+ *   retried like any error and slows flow control down; a run of them opens the breaker, whose
+ *   probe and slow start are the right answer to an engine that cannot serve, loading or swamped.
  *
  * Everything else (any other HTTP answer, invalid JSON from the engine, a local engine's error)
  * is the line's own outcome and follows the retry policy.
@@ -17,7 +18,7 @@ import type { BackendResult } from "../backends/backend.js";
 export function outageCause(result: BackendResult): string | null {
   if (result.kind === "response") {
     const s = result.status;
-    if (s === 502 || s === 504 || (s === 503 && result.retryAfterMs === null)) return `HTTP ${s}`;
+    if (s === 502 || s === 503 || s === 504) return `HTTP ${s}`;
     return null;
   }
   if (result.code === "connection_error") return result.message.split(":")[0] || "connection error";

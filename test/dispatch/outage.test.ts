@@ -29,7 +29,7 @@ describe("outageCause", () => {
     expect(outageCause(response(429, 1_000))).toBeNull();
   });
 
-  it("reads 502, 504 and 503 without a retry hint as the engine being away", () => {
+  it("reads 502, 503 and 504 as the engine being away", () => {
     expect(outageCause(response(502))).toBe("HTTP 502");
     expect(outageCause(response(503))).toBe("HTTP 503");
     expect(outageCause(response(504))).toBe("HTTP 504");
@@ -37,9 +37,9 @@ describe("outageCause", () => {
     expect(outageCause(response(502, 1_000))).toBe("HTTP 502");
   });
 
-  it("reads a 503 with a retry hint as the engine asking to slow down: flow control's, not an outage", () => {
-    expect(outageCause(response(503, 2_000))).toBeNull();
-    expect(outageCause(response(503, 0))).toBeNull();
+  it("reads a 503 with a retry hint as the engine being away too (engines answer so while loading)", () => {
+    expect(outageCause(response(503, 2_000))).toBe("HTTP 503");
+    expect(outageCause(response(503, 0))).toBe("HTTP 503");
   });
 
   it("names the code of a connection error, and reads a cut call as a timeout", () => {
