@@ -1,7 +1,7 @@
 /** OpenAI Batches API: create, retrieve, list, cancel; and delete (an extension, for ended batches). */
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { cancelBatch, createBatch } from "../batch/batch-service.js";
+import { cancelBatch, createBatch, DEDUP_MODES, REUSE_MODES } from "../batch/batch-service.js";
 import { deleteBatch } from "../batch/delete-batch.js";
 import { SUPPORTED_ENDPOINTS } from "../batch/endpoints.js";
 import type { AppContext } from "../context.js";
@@ -24,6 +24,10 @@ const createBody = z.object({
   output_expires_after: z
     .object({ anchor: z.literal("created_at"), seconds: z.number().int().min(3600).max(2592000) })
     .nullish(),
+  // Extensions (README "Never pay twice"): which finished lines of the tenant a line may take,
+  // and which identical lines of the batch are sent once.
+  reuse: z.enum(REUSE_MODES).nullish(),
+  dedup: z.enum(DEDUP_MODES).nullish(),
 });
 
 const listQuery = z.object({
@@ -42,6 +46,8 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: AppContext): void
       completionWindow: body.completion_window,
       metadata: body.metadata,
       outputExpiresSeconds: body.output_expires_after?.seconds,
+      reuse: body.reuse ?? undefined,
+      dedup: body.dedup ?? undefined,
     });
     await recordAudit(ctx.store, { tenantId, keyId, action: "batch.create", target: row.id });
     return batchView(ctx.store, row);

@@ -67,6 +67,9 @@ export function batchObject(b: BatchRow) {
     metadata: b.metadata === null ? null : (JSON.parse(b.metadata) as Record<string, string>),
     // Extension: an in_progress batch whose engine is away (README "Engines that are away").
     waiting_for_backend: waitingForBackend(b),
+    // Extensions (README "Never pay twice"): lines answered without a call of their own.
+    reuse: { mode: b.reuse_mode ?? "custom_id+body", reused: Number(b.reused ?? 0) },
+    dedup: { mode: b.dedup_mode ?? "deterministic", merged: Number(b.merged ?? 0) },
   };
 }
 

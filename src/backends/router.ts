@@ -146,6 +146,19 @@ export class Router {
     return this.#route(model) !== null;
   }
 
+  /**
+   * What serves `model`, as a stable text: the matched route's backends (engine and URL, or the
+   * embedded model's spec), no keys or headers. Part of each line's reuse key: a changed model
+   * behind a name must not serve old answers. "none" without a route.
+   */
+  identity(model: string): string {
+    const route = this.#route(model);
+    if (route === null) return "none";
+    return JSON.stringify(
+      route.spec.backends.map((b) => (b.engine === "llama-cpp" ? ["llama-cpp", b.model] : ["openai", b.url])),
+    );
+  }
+
   /** Whether one route serves every model (a `*` pattern): no model can lack a route. */
   get servesEveryModel(): boolean {
     return this.#routes.some((r) => r.spec.patterns.includes("*"));

@@ -8,6 +8,7 @@ import { conflict, invalidRequest, notFound } from "../errors.js";
 import { newBatchId, newFileId } from "../ids.js";
 import { type BatchRow, getBatch, newBatchRow, transitionBatch } from "../store/batches.js";
 import { getFile, insertFile } from "../store/files.js";
+import type { DedupMode, ReuseMode } from "../store/schema.js";
 import { getTenant, nowSeconds } from "../store/tenants.js";
 import { checkInputFile, fileTokenEstimate, insertBatchWithinQuota } from "../tenancy/batch-quota.js";
 import { tenantLimits } from "../tenancy/tenant-limits.js";
@@ -21,7 +22,14 @@ export interface CreateBatchInput {
   completionWindow: string;
   metadata?: Record<string, string> | null | undefined;
   outputExpiresSeconds?: number | null | undefined;
+  /** Which finished lines of the tenant a line may take instead of a call (default custom_id+body). */
+  reuse?: ReuseMode | undefined;
+  /** Which identical lines of the batch are sent once (default deterministic). */
+  dedup?: DedupMode | undefined;
 }
+
+export const REUSE_MODES = ["custom_id+body", "body", "off"] as const satisfies readonly ReuseMode[];
+export const DEDUP_MODES = ["deterministic", "all", "off"] as const satisfies readonly DedupMode[];
 
 export async function createBatch(ctx: AppContext, input: CreateBatchInput): Promise<BatchRow> {
   const windowSeconds = parseCompletionWindow(input.completionWindow);
@@ -58,6 +66,8 @@ export async function createBatch(ctx: AppContext, input: CreateBatchInput): Pro
       metadata: await sealObjectField(ctx.store, metadataKeyOwner(id), "metadata", metadata),
       output_expires_seconds: input.outputExpiresSeconds ?? null,
       token_estimate: fileTokenEstimate(file),
+      reuse_mode: input.reuse ?? "custom_id+body",
+      dedup_mode: input.dedup ?? "deterministic",
     },
   );
   try {

@@ -14,6 +14,7 @@ import { rowCipher } from "../store/row-codec.js";
 import type { Store } from "../store/store.js";
 import { readLines } from "./line-reader.js";
 import { isBlank, validateLine } from "./line-validator.js";
+import { requestKeys, reuseKeyOwner } from "./request-key.js";
 
 export interface IngestLimits {
   maxLineBytes: number;
@@ -49,6 +50,11 @@ export interface IngestTarget {
   batchId: string;
   endpoint: string;
   blobKey: string;
+  /**
+   * What serves a model (backends/router.ts `identity`): part of each line's reuse key, so a
+   * changed model behind a name never serves old answers. Absent: "" (tests, tools).
+   */
+  routeIdentity?: ((model: string) => string) | undefined;
 }
 
 export async function ingestBatchInput(
@@ -100,6 +106,18 @@ export async function ingestBatchInput(
   };
 
   const cipher = await rowCipher(store, target.batchId);
+  // Reuse keys are keyed per tenant (not per batch), or nothing would match across batches.
+  const tenantKeys = await store.rowCodec.forOwner(reuseKeyOwner(target.tenantId));
+  const digest = (text: string) => tenantKeys.digest(text);
+  const identities = new Map<string, string>();
+  const identityOf = (model: string) => {
+    let id = identities.get(model);
+    if (id === undefined) {
+      id = target.routeIdentity?.(model) ?? "";
+      if (identities.size < 1024) identities.set(model, id);
+    }
+    return id;
+  };
   const input = await openInput(blobs, target.blobKey, signal);
   try {
     for await (const raw of readLines(input, limits.maxLineBytes)) {
@@ -131,6 +149,13 @@ export async function ingestBatchInput(
       }
       if (model === null) model = result.model;
       else if (model !== result.model) mixedModels = true;
+      const keys = requestKeys(digest, {
+        endpoint: target.endpoint,
+        model: result.model,
+        routeIdentity: identityOf(result.model),
+        body: result.bodyValue,
+        customId: result.customId,
+      });
       chunk.push({
         tenant_id: target.tenantId,
         batch_id: target.batchId,
@@ -141,6 +166,8 @@ export async function ingestBatchInput(
         body: cipher.seal("body", raw.line, result.body),
         status: "pending",
         prefix_key: null,
+        reuse_key: keys.reuseKey,
+        resubmit_key: keys.resubmitKey,
       });
       if (chunk.length >= store.caps.insertChunkRows) await flush();
     }

@@ -14,6 +14,8 @@ export interface ValidLine {
   model: string;
   /** The request body, re-serialized as compact JSON. */
   body: string;
+  /** The request body as parsed (for its reuse key: batch/request-key.ts). */
+  bodyValue: Record<string, unknown>;
 }
 
 export interface LineError {
@@ -120,7 +122,13 @@ export function validateLine(bytes: Buffer, endpoint: string): LineResult {
   if ((body as Record<string, unknown>).stream === true) {
     return fail("stream_unsupported", "'body.stream' must not be true in a batch.", "body.stream");
   }
-  return { ok: true, customId, model, body: JSON.stringify(body) };
+  return {
+    ok: true,
+    customId,
+    model,
+    body: JSON.stringify(body),
+    bodyValue: body as Record<string, unknown>,
+  };
 }
 
 /** What was found instead of an expected value, without quoting it: its type and length. */

@@ -13,7 +13,7 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from "node:crypto";
 import { SluiceError } from "../errors.js";
 import type { DataKeyRows } from "../store/data-keys.js";
-import { type FieldCipher, type RowCodec, type RowField, SEALED_PREFIX } from "../store/row-codec.js";
+import { type FieldCipher, plainDigest, type RowCodec, type RowField, SEALED_PREFIX } from "../store/row-codec.js";
 import { createDataKeys, type DataKeys } from "./data-keys.js";
 import type { MasterKeyring } from "./master-keys.js";
 
@@ -36,7 +36,13 @@ const undecryptable = (ownerId: string, line: number, why: string, cause?: unkno
 function cipherFor(batchId: string, key: Buffer | null): FieldCipher {
   const aad = (field: RowField, line: number) => Buffer.from(`sluice/row/v1\0${batchId}\0${line}\0${field}`);
   let hashKey: Buffer | undefined;
+  let digestKey: Buffer | undefined;
   return {
+    digest(text: string): string {
+      if (key === null) return plainDigest(text);
+      digestKey ??= Buffer.from(hkdfSync("sha256", key, Buffer.alloc(0), "sluice/digest/v1", 32));
+      return `${HASH_PREFIX}${createHmac("sha256", digestKey).update(text, "utf8").digest("base64url")}`;
+    },
     customIdHash(customId: string): string {
       if (key === null) return customId;
       hashKey ??= Buffer.from(hkdfSync("sha256", key, Buffer.alloc(0), "sluice/custom-id/v1", 32));

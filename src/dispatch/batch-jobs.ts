@@ -38,6 +38,8 @@ export interface JobContext extends AppContext {
   signal: AbortSignal;
   /** Whether finalize writes output and error files (WorkerOptions.outputFiles). */
   outputFiles: boolean;
+  /** What serves a model (the router's `identity`), for reuse keys at ingest. */
+  routeIdentity?: ((model: string) => string) | undefined;
 }
 
 const getRow = (ctx: JobContext, id: string): Promise<BatchRow | undefined> => getBatchById(ctx.store, id);
@@ -114,7 +116,13 @@ export async function validateJob(ctx: JobContext, id: string): Promise<void> {
         result = await ingestBatchInput(
           ctx.store,
           ctx.blobs,
-          { tenantId: batch.tenant_id, batchId: id, endpoint: batch.endpoint, blobKey: file.blob_key },
+          {
+            tenantId: batch.tenant_id,
+            batchId: id,
+            endpoint: batch.endpoint,
+            blobKey: file.blob_key,
+            routeIdentity: ctx.routeIdentity,
+          },
           ctx.limits,
           lease.signal,
           lease,

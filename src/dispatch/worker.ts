@@ -126,6 +126,7 @@ export class Worker {
       batchLeaseMs: this.#o.leaseMs,
       signal: this.#jobsAbort.signal,
       outputFiles: this.#o.outputFiles,
+      routeIdentity: (model) => router.identity(model),
     };
     this.#claims = ctx.store.caps.createClaimSource(ctx.store, {
       owner: this.id,

@@ -44,6 +44,10 @@ export function newBatchRow(identity: NewBatch, overrides: Partial<BatchRow> = {
     owner_expires_ms: null,
     token_estimate: 0,
     waiting_since: null,
+    reuse_mode: "custom_id+body",
+    dedup_mode: "deterministic",
+    reused: 0,
+    merged: 0,
     ...overrides,
   };
 }

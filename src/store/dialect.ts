@@ -61,6 +61,9 @@ export interface RequestInsertRow {
   body: string;
   status: "pending";
   prefix_key: string | null;
+  /** batch/request-key.ts; absent on rows of callers that do not compute them. */
+  reuse_key?: string | null;
+  resubmit_key?: string | null;
 }
 
 export function sqliteCapabilities(

@@ -6,6 +6,7 @@ import * as m002 from "./migrations/002-security.js";
 import * as m003 from "./migrations/003-claim-ranges.js";
 import * as m004 from "./migrations/004-custom-id-hash.js";
 import * as m005 from "./migrations/005-backend-outages.js";
+import * as m006 from "./migrations/006-reuse.js";
 
 const migrations: Record<string, Migration> = {
   "001-initial": m001,
@@ -13,6 +14,7 @@ const migrations: Record<string, Migration> = {
   "003-claim-ranges": m003,
   "004-custom-id-hash": m004,
   "005-backend-outages": m005,
+  "006-reuse": m006,
 };
 
 class StaticProvider implements MigrationProvider {

@@ -6,6 +6,7 @@
  * store holds no key material and no cipher. Without encryption the codec is the identity, and a
  * value found sealed (written under a master key that is not configured now) fails clearly.
  */
+import { createHash } from "node:crypto";
 import { SluiceError } from "../errors.js";
 
 export type RowField = "body" | "result" | "error" | "custom_id" | "filename" | "metadata";
@@ -19,6 +20,12 @@ export interface FieldCipher {
    * own key (it is stored in plaintext anyway).
    */
   customIdHash(customId: string): string;
+  /**
+   * A keyed hash of `text` under this owner's key (`h1:` + HMAC-SHA256 under an HKDF of it), for
+   * lookups that must not hold plaintext (request reuse keys); without encryption a plain
+   * SHA-256 (`s1:`), fixed-size either way.
+   */
+  digest(text: string): string;
 }
 
 export interface RowCodec {
@@ -42,7 +49,12 @@ const plaintextCipher = (ownerId: string): FieldCipher => ({
     );
   },
   customIdHash: (customId) => customId,
+  digest: plainDigest,
 });
+
+/** SHA-256 of a text, as a fixed-size key (no secret: the store is plaintext without a master key). */
+export const plainDigest = (text: string): string =>
+  `s1:${createHash("sha256").update(text, "utf8").digest("base64url")}`;
 
 export const plaintextRowCodec: RowCodec = { forOwner: async (ownerId) => plaintextCipher(ownerId) };
 

@@ -81,7 +81,18 @@ export interface BatchTable {
    * answers), or null (migration 005). Written by the worker that holds its rows.
    */
   waiting_since: number | null;
+  /** Which finished lines of the tenant a line may take instead of a call (migration 006). */
+  reuse_mode: ReuseMode;
+  /** Which identical lines of the batch are sent once (migration 006). */
+  dedup_mode: DedupMode;
+  /** Lines answered from another batch's result, without a call. */
+  reused: number;
+  /** Lines answered by an identical line of the same batch (one call for all). */
+  merged: number;
 }
+
+export type ReuseMode = "custom_id+body" | "body" | "off";
+export type DedupMode = "deterministic" | "all" | "off";
 
 export interface RequestTable {
   tenant_id: string;
@@ -111,9 +122,19 @@ export interface RequestTable {
   finished_ms: number | null;
   /** Scheduling key for shared-prefix ordering (reserved; ordering uses `line` today). */
   prefix_key: string | null;
+  /** Keyed hash of endpoint, model, route identity and canonical body (batch/request-key.ts). */
+  reuse_key: string | null;
+  /** Keyed hash of the custom_id with `reuse_key`: a resubmission. */
+  resubmit_key: string | null;
+  /** The batch whose result this line took instead of a call (null: it was called, or not yet). */
+  reused_from: string | null;
+  /** The line of this batch whose answer this merged line takes (status `merged` until then). */
+  dup_of: number | null;
+  /** How many merged lines wait for this one. */
+  dup_count: Generated<number>;
 }
 
-export type RequestStatus = "pending" | "running" | "succeeded" | "failed" | "cancelled" | "expired";
+export type RequestStatus = "pending" | "running" | "merged" | "succeeded" | "failed" | "cancelled" | "expired";
 
 export interface AuditTable {
   id: string;

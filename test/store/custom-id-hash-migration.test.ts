@@ -73,6 +73,8 @@ describe.each(STORES)("migration 004 on $name", (kind) => {
           expect(indexes.rows.map((r) => r.name)).toEqual([
             "requests_custom_id_hash",
             "requests_pending",
+            "requests_resubmit_key",
+            "requests_reuse_key",
             "requests_running",
           ]);
         }

@@ -18,6 +18,7 @@ describe.each(STORES)("store on $name", (kind) => {
       "003-claim-ranges",
       "004-custom-id-hash",
       "005-backend-outages",
+      "006-reuse",
     ]);
     const tables = await t.store.db.introspection.getTables();
     expect(tables.map((x) => x.name)).toEqual(
@@ -38,7 +39,7 @@ describe.each(STORES)("store on $name", (kind) => {
     try {
       const [first] = stores;
       const applied = await sql<{ name: string }>`select name from kysely_migration`.execute(first!.db);
-      expect(applied.rows).toHaveLength(5);
+      expect(applied.rows).toHaveLength(6);
       const tenants = await first!.db.selectFrom("tenants").select("id").execute();
       expect(tenants).toEqual([{ id: DEFAULT_TENANT }]);
     } finally {
