@@ -5,6 +5,9 @@
  * `response` with the upstream status and body; failures without an HTTP answer, and expired or
  * cancelled lines, have `response: null` and `error: {code, message}`. Lines are built by string
  * concatenation around the stored JSON text, so bodies are never re-parsed.
+ * Extension: a line answered from another batch's result, without a call (README "Never pay
+ * twice"), ends with `"reused_from":"batch_…"`, the batch it was taken from; other lines do not
+ * have the field.
  */
 import { createHash } from "node:crypto";
 import type { FinishedRow } from "../store/requests/read.js";
@@ -35,7 +38,8 @@ export function formatOutputLine(batchId: string, row: FinishedRow): FormattedLi
   if (row.response_status !== null && row.result !== null) {
     const response = `"response":{"status_code":${row.response_status},"request_id":${JSON.stringify(row.request_id ?? "")},"body":${row.result}}`;
     const target = row.status === "succeeded" ? "output" : "error";
-    return { target, text: `${head}${response},"error":null}\n` };
+    const reused = row.reused_from === null ? "" : `,"reused_from":${JSON.stringify(row.reused_from)}`;
+    return { target, text: `${head}${response},"error":null${reused}}\n` };
   }
   const error = row.error ?? JSON.stringify({ code: "unknown_error", message: "The request failed." });
   return { target: "error", text: `${head}"response":null,"error":${error}}\n` };

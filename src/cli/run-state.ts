@@ -6,15 +6,16 @@
  *   same input, batch unfinished ──────> resume it (the run was interrupted)
  *   same input, every line succeeded ──> nothing to run: the output is rewritten from the store
  *   same input, ended with failures ───> new batch over the same stored file; its succeeded lines
- *                                         are carried over, the failed ones run again
+ *                                         are reused, the failed ones run again
  *   input edited ──────────────────────> new batch over the new file; lines whose custom_id and
- *                                         body are unchanged are carried over
+ *                                         body are unchanged are reused
  *
- * A new batch that carries lines over is recorded with the state it replaces (`previous`) before
- * it is validated. The carry-over (store/requests/carry-over.ts) runs once the batch is validated
- * and before the worker starts, so carried lines are never sent; the old batch is deleted after
- * it. A run interrupted anywhere in between finds `previous` still there and redoes what is left.
- * A new batch refused at validation is deleted and `previous` restored: the last good run stays.
+ * A new batch that reuses lines is recorded with the state it replaces (`previous`) before it is
+ * validated. Validation's reuse pass (store/requests/reuse.ts, `custom_id+body`: the folder's
+ * store holds one tenant) answers its lines from the previous batch's before the worker starts,
+ * so reused lines are never sent; the old batch is deleted after it. A run interrupted anywhere in
+ * between finds `previous` still there and redoes what is left. A new batch refused at validation
+ * is deleted and `previous` restored: the last good run stays.
  */
 import { readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -29,7 +30,6 @@ import { releaseBatchLease } from "../store/batch-lease.js";
 import { BATCH_STATUSES } from "../store/batch-status.js";
 import { type BatchRow, deleteEndedBatch, getBatch } from "../store/batches.js";
 import { deleteFileRow, getFile } from "../store/files.js";
-import { carryOverResults } from "../store/requests/carry-over.js";
 import { DEFAULT_TENANT } from "../store/tenants.js";
 
 interface Fingerprint {
@@ -124,9 +124,9 @@ async function newBatch(
 }
 
 /**
- * Validates the batch if it still is `validating` (here, not in the worker: carried lines must be
- * answered before anything can claim them), then carries the previous run's lines over and
- * deletes that run. Returns how many lines were carried over.
+ * Validates the batch if it still is `validating` (here, not in the worker: reused lines must be
+ * answered before anything can claim them, and the previous run must still be there to answer
+ * them), then deletes the previous run. Returns how many lines were reused.
  */
 export async function prepareBatch(rt: Runtime, workDir: string, plan: RunPlan): Promise<number> {
   const { store } = rt.ctx;
@@ -135,7 +135,16 @@ export async function prepareBatch(rt: Runtime, workDir: string, plan: RunPlan):
     // A lease left by an earlier run of this folder is a dead process's: this one holds the lock.
     if (before.owner !== null) await releaseBatchLease(store, { batchId: before.id, owner: before.owner });
     const owner = rt.worker?.id ?? "sluice-run";
-    const jobs = { ...rt.ctx, owner, batchLeaseMs: 60_000, signal: new AbortController().signal, outputFiles: false };
+    const { router } = rt;
+    const jobs = {
+      ...rt.ctx,
+      owner,
+      batchLeaseMs: 60_000,
+      signal: new AbortController().signal,
+      outputFiles: false,
+      // The same reuse keys as the worker's validation: a changed engine never serves old answers.
+      routeIdentity: router === undefined ? undefined : (model: string) => router.identity(model),
+    };
     await validateJob(jobs, plan.batchId);
   }
   const batch = await getBatch(store, DEFAULT_TENANT, plan.batchId);
@@ -144,15 +153,9 @@ export async function prepareBatch(rt: Runtime, workDir: string, plan: RunPlan):
   }
   if (plan.previous === undefined || batch === undefined || batch.status === "failed") return 0;
   const old = await getBatch(store, DEFAULT_TENANT, plan.previous.batchId);
-  let carried = 0;
-  if (old !== undefined) {
-    if (batch.status === "in_progress") {
-      ({ carried } = await carryOverResults(store, { fromBatchId: old.id, toBatchId: batch.id }));
-    }
-    await discardBatch(rt, old, batch.input_file_id);
-  }
+  if (old !== undefined) await discardBatch(rt, old, batch.input_file_id);
   await writeState(workDir, { batchId: plan.batchId, input: plan.input });
-  return carried;
+  return Number(batch.reused);
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * Batch-level jobs, each run under the batch's ownership lease so only one worker does it:
- * - validate:  validating → in_progress | failed (ingest; a crash mid-way is redone from scratch)
+ * - validate:  validating → in_progress | failed (ingest, then the reuse pass: lines already
+ *              answered for the tenant take those answers; a crash mid-way is redone from scratch)
  * - complete:  in_progress (every row terminal) → finalizing → completed
  * - expire:    in_progress past expires_at → finalizing → expired (unfinished rows: batch_expired)
  * - cancel:    cancelling → cancelled (unfinished rows: batch_cancelled; finished ones delivered)
@@ -25,6 +26,7 @@ import {
 } from "../store/batch-lease.js";
 import { type BatchRow, clearBatchRequests, getBatchById, setBatchTotal, transitionBatch } from "../store/batches.js";
 import { getFile } from "../store/files.js";
+import { reuseFinishedResults } from "../store/requests/reuse.js";
 import { terminateUnfinished } from "../store/requests/terminate.js";
 import { nowSeconds } from "../store/tenants.js";
 import { finalizeBatch, type JobLease } from "./finalize.js";
@@ -139,6 +141,8 @@ export async function validateJob(ctx: JobContext, id: string): Promise<void> {
     const now = nowSeconds();
     const durationMs = Date.now() - startedMs;
     if (result.ok) {
+      // Lines the tenant already has answers for take them now, before anything can claim them.
+      await reuseFinishedResults(ctx.store, lease, { tenantId: batch.tenant_id, mode: batch.reuse_mode });
       const fields = { in_progress_at: now, total: result.total, model: result.model };
       const moved = await transitionBatch(
         ctx.store,

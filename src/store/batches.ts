@@ -141,9 +141,15 @@ export async function batchesInStatus(
     .execute();
 }
 
-/** Deletes every request row of a batch being validated, in a transaction fenced on its lease. */
+/**
+ * Deletes every request row of a batch being validated, and the counts of lines answered at
+ * validation (the reuse pass: `completed`, `reused`), in a transaction fenced on its lease.
+ */
 export async function clearBatchRequests(store: Store, lease: BatchLease): Promise<void> {
-  await withinLease(store, lease, (tx) => tx.db.deleteFrom("requests").where("batch_id", "=", lease.batchId).execute());
+  await withinLease(store, lease, async (tx) => {
+    await tx.db.deleteFrom("requests").where("batch_id", "=", lease.batchId).execute();
+    await tx.db.updateTable("batches").set({ completed: 0, reused: 0 }).where("id", "=", lease.batchId).execute();
+  });
 }
 
 /** Deletes the request rows of an ended batch (results past their retention). */

@@ -10,6 +10,8 @@ export interface FinishedRow {
   request_id: string | null;
   result: string | null;
   error: string | null;
+  /** The batch whose result this line took instead of a call (store/requests/reuse.ts), or null. */
+  reused_from: string | null;
 }
 
 export async function readFinishedPage(
@@ -21,7 +23,7 @@ export async function readFinishedPage(
   const cipher = await rowCipher(store, batchId);
   const rows = await store.db
     .selectFrom("requests")
-    .select(["line", "custom_id", "status", "response_status", "request_id", "result", "error"])
+    .select(["line", "custom_id", "status", "response_status", "request_id", "result", "error", "reused_from"])
     .where("batch_id", "=", batchId)
     .where("line", ">", afterLine)
     .where("status", "in", ["succeeded", "failed", "cancelled", "expired"])
