@@ -1,6 +1,6 @@
 /**
  * Rerun semantics of `sluice run`: a rerun after failed lines retries only those (the finished ones
- * are carried over, not called again), `--fresh` starts over, an edited input starts a new batch
+ * are reused, not called again), `--fresh` starts over, an edited input starts a new batch
  * keeping its unchanged lines, the work folder goes away after a run where every line succeeded
  * (unless --keep-work-dir), and a file refused at validation writes no output file.
  * The engine is a real loopback server that fails chosen lines on their first call.
@@ -91,18 +91,19 @@ describe("sluice run reruns", () => {
     expect(after[5]?.response?.body.choices[0]?.message.content).toBe(
       expectedContent({ messages: [{ content: "retry ok 5" }] }),
     );
-    // One batch in the folder, its counters and usage covering every line (carried ones included).
+    // One batch in the folder: its counters cover every line, its usage only the lines called for
+    // it (the reused lines' usage stays in their response bodies).
     const db = new Database(join(work, "sluice.db"), { readonly: true });
     try {
-      const batches = db.prepare("SELECT completed, failed, total, input_tokens, output_tokens FROM batches").all();
-      const promptTokens = lines.reduce((n, _, i) => {
-        const content = expectedContent({
-          messages: [{ content: i % 7 === 3 ? `retry flaky ${i}` : `retry ok ${i}` }],
-        });
-        return n + content.length;
-      }, 0);
+      const batches = db
+        .prepare("SELECT completed, failed, total, reused, input_tokens, output_tokens FROM batches")
+        .all();
+      const promptTokens = [3, 10, 17].reduce(
+        (n, i) => n + expectedContent({ messages: [{ content: `retry flaky ${i}` }] }).length,
+        0,
+      );
       expect(batches).toEqual([
-        { completed: 20, failed: 0, total: 20, input_tokens: promptTokens, output_tokens: 3 * 20 },
+        { completed: 20, failed: 0, total: 20, reused: 17, input_tokens: promptTokens, output_tokens: 3 * 3 },
       ]);
     } finally {
       db.close();
