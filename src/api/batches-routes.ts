@@ -1,9 +1,13 @@
-/** OpenAI Batches API: create, retrieve, list, cancel; and delete (an extension, for ended batches). */
+/**
+ * OpenAI Batches API: create, retrieve, list, cancel; and delete and retry (extensions, for ended
+ * batches).
+ */
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { cancelBatch, createBatch, DEDUP_MODES, REUSE_MODES } from "../batch/batch-service.js";
 import { deleteBatch } from "../batch/delete-batch.js";
 import { SUPPORTED_ENDPOINTS } from "../batch/endpoints.js";
+import { retryBatch } from "../batch/retry-batch.js";
 import type { AppContext } from "../context.js";
 import { notFound } from "../errors.js";
 import { recordAudit } from "../store/audit.js";
@@ -65,6 +69,15 @@ export function registerBatchRoutes(app: FastifyInstance, ctx: AppContext): void
     const id = parseId("batch", request.params);
     const row = await cancelBatch(ctx, tenantId, id);
     await recordAudit(ctx.store, { tenantId, keyId, action: "batch.cancel", target: id });
+    return batchView(ctx.store, row);
+  });
+
+  // Extension (README "Never pay twice"): a new batch over the same input; only what did not succeed runs.
+  app.post("/v1/batches/:id/retry", access("tenant"), async (request) => {
+    const { tenantId, keyId } = request.principal;
+    const id = parseId("batch", request.params);
+    const row = await retryBatch(ctx, tenantId, id);
+    await recordAudit(ctx.store, { tenantId, keyId, action: "batch.retry", target: row.id });
     return batchView(ctx.store, row);
   });
 

@@ -1,4 +1,4 @@
-/** Client commands against a running server: submit, status, results, cancel, list. */
+/** Client commands against a running server: submit, status, results, cancel, retry, list. */
 import { createWriteStream } from "node:fs";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
@@ -20,6 +20,9 @@ interface BatchView {
   errors: { data: { code: string; message: string; line: number | null }[] } | null;
   /** Extension: set while no engine for the batch's model answers. */
   waiting_for_backend?: { since: number; message: string } | null;
+  /** Extensions (README "Never pay twice"): lines answered without a call of their own. */
+  reuse?: { mode: string; reused: number };
+  dedup?: { mode: string; merged: number };
 }
 
 function printBatch(b: BatchView, json: boolean): void {
@@ -31,6 +34,13 @@ function printBatch(b: BatchView, json: boolean): void {
   process.stdout.write(
     `${b.id}  ${shownStatus(b.status, b.waiting_for_backend?.since)}  ${c.completed}/${c.total} done, ${c.failed} failed\n`,
   );
+  const reused = b.reuse?.reused ?? 0;
+  const merged = b.dedup?.merged ?? 0;
+  if (reused + merged > 0) {
+    process.stdout.write(
+      `  without a call: ${reused} reused from earlier batches, ${merged} merged with identical lines\n`,
+    );
+  }
   if (b.waiting_for_backend)
     process.stdout.write(
       `  waiting since ${new Date(b.waiting_for_backend.since * 1000).toISOString()}: ${b.waiting_for_backend.message}\n`,
@@ -128,6 +138,23 @@ export function registerClientCommands(program: Command): void {
     .option("--json", "machine-readable output")
     .action(async (id: string, flags: ClientFlags & { json?: boolean }) => {
       printBatch(await api<BatchView>(resolveClient(flags), "POST", `/batches/${id}/cancel`), flags.json === true);
+    });
+
+  program
+    .command("retry <id>")
+    .description(
+      "Run an ended batch's failed, expired and cancelled lines again, in a new batch (its successes are reused)",
+    )
+    .option("--base-url <url>", "the server (default SLUICE_BASE_URL, else http://127.0.0.1:8080/v1)")
+    .option("--api-key <key>", "API key (default SLUICE_API_KEY)")
+    .option("--wait", "show a progress bar until the new batch ends")
+    .option("--json", "machine-readable output")
+    .action(async (id: string, flags: ClientFlags & { wait?: boolean; json?: boolean }) => {
+      const c = resolveClient(flags);
+      let batch = await api<BatchView>(c, "POST", `/batches/${id}/retry`);
+      if (flags.wait) batch = await waitFor(c, batch.id, flags.json === true);
+      printBatch(batch, flags.json === true);
+      if (flags.wait && (batch.status !== "completed" || batch.request_counts.failed > 0)) process.exitCode = 1;
     });
 
   program

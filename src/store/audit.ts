@@ -11,6 +11,8 @@ export type AuditAction =
   | "batch.create"
   | "batch.cancel"
   | "batch.delete"
+  /** A retry batch created (target: the new batch; the log line `batch retry` names the one it retries). */
+  | "batch.retry"
   | "batch.output.read"
   | "file.download"
   | "file.delete"
