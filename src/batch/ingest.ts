@@ -11,10 +11,11 @@ import type { BatchLease } from "../store/batch-lease.js";
 import type { RequestInsertRow } from "../store/dialect.js";
 import { insertRequestChunk } from "../store/requests/insert.js";
 import { rowCipher } from "../store/row-codec.js";
+import type { DedupMode } from "../store/schema.js";
 import type { Store } from "../store/store.js";
 import { readLines } from "./line-reader.js";
 import { isBlank, validateLine } from "./line-validator.js";
-import { requestKeys, reuseKeyOwner } from "./request-key.js";
+import { isDeterministic, requestKeys, reuseKeyOwner } from "./request-key.js";
 
 export interface IngestLimits {
   maxLineBytes: number;
@@ -55,6 +56,11 @@ export interface IngestTarget {
    * changed model behind a name never serves old answers. Absent: "" (tests, tools).
    */
   routeIdentity?: ((model: string) => string) | undefined;
+  /**
+   * Which lines may merge with identical lines of the batch (store/requests/dedup.ts): those get
+   * their reuse key as `dedup_key`. Absent: "off".
+   */
+  dedupMode?: DedupMode | undefined;
 }
 
 export async function ingestBatchInput(
@@ -118,6 +124,9 @@ export async function ingestBatchInput(
     }
     return id;
   };
+  const dedupMode = target.dedupMode ?? "off";
+  const mergeable = (body: Record<string, unknown>) =>
+    dedupMode === "all" || (dedupMode === "deterministic" && isDeterministic(target.endpoint, body));
   const input = await openInput(blobs, target.blobKey, signal);
   try {
     for await (const raw of readLines(input, limits.maxLineBytes)) {
@@ -168,6 +177,7 @@ export async function ingestBatchInput(
         prefix_key: null,
         reuse_key: keys.reuseKey,
         resubmit_key: keys.resubmitKey,
+        dedup_key: mergeable(result.bodyValue) ? keys.reuseKey : null,
       });
       if (chunk.length >= store.caps.insertChunkRows) await flush();
     }

@@ -8,6 +8,8 @@
  * Extension: a line answered from another batch's result, without a call (README "Never pay
  * twice"), ends with `"reused_from":"batch_…"`, the batch it was taken from; other lines do not
  * have the field.
+ * Extension: a line merged with an identical line of its batch (sent once for both) ends with
+ * `"merged_with":"<custom_id>"`, the custom_id of the line whose answer it took.
  */
 import { createHash } from "node:crypto";
 import type { FinishedRow } from "../store/requests/read.js";
@@ -39,11 +41,14 @@ export function formatOutputLine(batchId: string, row: FinishedRow): FormattedLi
     const response = `"response":{"status_code":${row.response_status},"request_id":${JSON.stringify(row.request_id ?? "")},"body":${row.result}}`;
     const target = row.status === "succeeded" ? "output" : "error";
     const reused = row.reused_from === null ? "" : `,"reused_from":${JSON.stringify(row.reused_from)}`;
-    return { target, text: `${head}${response},"error":null${reused}}\n` };
+    return { target, text: `${head}${response},"error":null${reused}${mergedWith(row)}}\n` };
   }
   const error = row.error ?? JSON.stringify({ code: "unknown_error", message: "The request failed." });
-  return { target: "error", text: `${head}"response":null,"error":${error}}\n` };
+  return { target: "error", text: `${head}"response":null,"error":${error}${mergedWith(row)}}\n` };
 }
+
+const mergedWith = (row: FinishedRow) =>
+  row.merged_with === null ? "" : `,"merged_with":${JSON.stringify(row.merged_with)}`;
 
 export const EXPIRED_ERROR = {
   code: "batch_expired",

@@ -26,6 +26,7 @@ import {
 } from "../store/batch-lease.js";
 import { type BatchRow, clearBatchRequests, getBatchById, setBatchTotal, transitionBatch } from "../store/batches.js";
 import { getFile } from "../store/files.js";
+import { mergeDuplicates } from "../store/requests/dedup.js";
 import { reuseFinishedResults } from "../store/requests/reuse.js";
 import { terminateUnfinished } from "../store/requests/terminate.js";
 import { nowSeconds } from "../store/tenants.js";
@@ -124,6 +125,7 @@ export async function validateJob(ctx: JobContext, id: string): Promise<void> {
             endpoint: batch.endpoint,
             blobKey: file.blob_key,
             routeIdentity: ctx.routeIdentity,
+            dedupMode: batch.dedup_mode,
           },
           ctx.limits,
           lease.signal,
@@ -143,6 +145,8 @@ export async function validateJob(ctx: JobContext, id: string): Promise<void> {
     if (result.ok) {
       // Lines the tenant already has answers for take them now, before anything can claim them.
       await reuseFinishedResults(ctx.store, lease, { tenantId: batch.tenant_id, mode: batch.reuse_mode });
+      // Identical lines of the batch left wait for the first one's answer (one call for all).
+      await mergeDuplicates(ctx.store, lease);
       const fields = { in_progress_at: now, total: result.total, model: result.model };
       const moved = await transitionBatch(
         ctx.store,

@@ -460,6 +460,7 @@ export function toOutcome(req: ClaimedRequest, result: BackendResult, policy: Re
       result: result.bodyText,
       error: null,
       usage: result.usage,
+      dupCount: req.dupCount,
     };
   }
   return {
@@ -471,5 +472,6 @@ export function toOutcome(req: ClaimedRequest, result: BackendResult, policy: Re
     result: null,
     error: JSON.stringify({ code: result.code, message: result.message }),
     usage: null,
+    dupCount: req.dupCount,
   };
 }

@@ -11,14 +11,14 @@ import { type BatchLease, LeaseLostError } from "./batch-lease.js";
 import { LeasedClaims } from "./claims/leased-claims.js";
 import type { DialectCapabilities, RequestInsertRow } from "./dialect.js";
 
-const STAGING = "sluice_requests_staging_v2";
+const STAGING = "sluice_requests_staging_v3";
 const COLUMNS =
-  "tenant_id, batch_id, line, custom_id, custom_id_hash, model, body, prefix_key, reuse_key, resubmit_key";
+  "tenant_id, batch_id, line, custom_id, custom_id_hash, model, body, prefix_key, reuse_key, resubmit_key, dedup_key";
 
 // ON COMMIT DELETE ROWS empties the table at each commit; it lives as long as the connection.
 const BEGIN_AND_STAGE = `BEGIN; CREATE TEMP TABLE IF NOT EXISTS ${STAGING} (
   tenant_id text, batch_id text, line integer, custom_id text, custom_id_hash text, model text, body text,
-  prefix_key text, reuse_key text, resubmit_key text
+  prefix_key text, reuse_key text, resubmit_key text, dedup_key text
 ) ON COMMIT DELETE ROWS`;
 
 const MOVE = `INSERT INTO requests (${COLUMNS}, status)
@@ -98,7 +98,7 @@ function* encodeRows(rows: readonly RequestInsertRow[]): Generator<string> {
   let buf = "";
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i] as RequestInsertRow;
-    buf += `${text(r.tenant_id)}\t${text(r.batch_id)}\t${r.line}\t${text(r.custom_id)}\t${text(r.custom_id_hash ?? r.custom_id)}\t${text(r.model)}\t${text(r.body)}\t${nullable(r.prefix_key)}\t${nullable(r.reuse_key ?? null)}\t${nullable(r.resubmit_key ?? null)}\n`;
+    buf += `${text(r.tenant_id)}\t${text(r.batch_id)}\t${r.line}\t${text(r.custom_id)}\t${text(r.custom_id_hash ?? r.custom_id)}\t${text(r.model)}\t${text(r.body)}\t${nullable(r.prefix_key)}\t${nullable(r.reuse_key ?? null)}\t${nullable(r.resubmit_key ?? null)}\t${nullable(r.dedup_key ?? null)}\n`;
     if ((i + 1) % ROWS_PER_CHUNK === 0) {
       yield buf;
       buf = "";

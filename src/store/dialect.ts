@@ -64,6 +64,8 @@ export interface RequestInsertRow {
   /** batch/request-key.ts; absent on rows of callers that do not compute them. */
   reuse_key?: string | null;
   resubmit_key?: string | null;
+  /** The reuse key when the line may merge with identical lines of its batch (store/requests/dedup.ts). */
+  dedup_key?: string | null;
 }
 
 export function sqliteCapabilities(

@@ -7,6 +7,7 @@ import * as m003 from "./migrations/003-claim-ranges.js";
 import * as m004 from "./migrations/004-custom-id-hash.js";
 import * as m005 from "./migrations/005-backend-outages.js";
 import * as m006 from "./migrations/006-reuse.js";
+import * as m007 from "./migrations/007-dedup.js";
 
 const migrations: Record<string, Migration> = {
   "001-initial": m001,
@@ -15,6 +16,7 @@ const migrations: Record<string, Migration> = {
   "004-custom-id-hash": m004,
   "005-backend-outages": m005,
   "006-reuse": m006,
+  "007-dedup": m007,
 };
 
 class StaticProvider implements MigrationProvider {

@@ -132,6 +132,11 @@ export interface RequestTable {
   dup_of: number | null;
   /** How many merged lines wait for this one. */
   dup_count: Generated<number>;
+  /**
+   * `reuse_key` when the batch's dedup mode lets this line merge with identical lines of the batch
+   * (set at ingest, migration 007); null: it is always called on its own.
+   */
+  dedup_key: string | null;
 }
 
 export type RequestStatus = "pending" | "running" | "merged" | "succeeded" | "failed" | "cancelled" | "expired";

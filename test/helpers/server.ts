@@ -10,6 +10,7 @@ import type { MasterKeyring } from "../../src/crypto/master-keys.js";
 import type { WorkerOptions } from "../../src/dispatch/worker.js";
 import { silentLogger } from "../../src/logger.js";
 import { type ExecutionOptions, openRuntime, type Runtime } from "../../src/runtime.js";
+import type { StoreLocation } from "../../src/store/store.js";
 
 export interface TestServer {
   baseURL: string;
@@ -29,6 +30,8 @@ export async function startSluice(
     limits?: Partial<Limits>;
     /** Encryption at rest (absent: plaintext, like a server without SLUICE_MASTER_KEY). */
     masterKeys?: MasterKeyring;
+    /** The store (absent: SQLite in the data folder); e.g. a test PostgreSQL database. */
+    store?: StoreLocation;
   } = {},
 ): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), "sluice-test-"));
@@ -36,7 +39,7 @@ export async function startSluice(
   const runtime = await openRuntime(
     {
       dataDir,
-      store: { kind: "sqlite", path: join(dataDir, "sluice.db") },
+      store: options.store ?? { kind: "sqlite", path: join(dataDir, "sluice.db") },
       logLevel: "silent",
       limits: { ...DEFAULT_LIMITS, ...options.limits },
       masterKeys: options.masterKeys,

@@ -19,6 +19,7 @@ describe.each(STORES)("store on $name", (kind) => {
       "004-custom-id-hash",
       "005-backend-outages",
       "006-reuse",
+      "007-dedup",
     ]);
     const tables = await t.store.db.introspection.getTables();
     expect(tables.map((x) => x.name)).toEqual(
@@ -39,7 +40,7 @@ describe.each(STORES)("store on $name", (kind) => {
     try {
       const [first] = stores;
       const applied = await sql<{ name: string }>`select name from kysely_migration`.execute(first!.db);
-      expect(applied.rows).toHaveLength(6);
+      expect(applied.rows).toHaveLength(7);
       const tenants = await first!.db.selectFrom("tenants").select("id").execute();
       expect(tenants).toEqual([{ id: DEFAULT_TENANT }]);
     } finally {

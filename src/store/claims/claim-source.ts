@@ -26,6 +26,11 @@ export interface ClaimedRequest {
   prefixKey: string | null;
   /** Attempt number of this claim (1 for the first call). */
   attempt: number;
+  /**
+   * Lines of the batch merged with this one (requests/dedup.ts), which take its verdict: carried
+   * into the outcome so only those checkpoints look for them. Absent or 0: none.
+   */
+  dupCount?: number;
 }
 
 /** A row by its key. */

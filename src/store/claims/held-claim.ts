@@ -99,7 +99,7 @@ export async function recoverClaimRanges(store: Store, owner: string): Promise<n
   return counted;
 }
 
-const COLUMNS = "tenant_id, batch_id, line, custom_id, model, body, prefix_key, attempts + 1 AS attempts";
+const COLUMNS = "tenant_id, batch_id, line, custom_id, model, body, prefix_key, attempts + 1 AS attempts, dup_count";
 const READ = `SELECT ${COLUMNS}
   FROM requests WHERE batch_id = ? AND status = 'pending' AND next_attempt_ms <= ? AND line > ?
   ORDER BY line LIMIT ?`;

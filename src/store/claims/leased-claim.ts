@@ -39,6 +39,7 @@ export type ClaimedRow = Pick<
   "tenant_id" | "batch_id" | "line" | "custom_id" | "model" | "body" | "prefix_key"
 > & {
   attempts: number | string | bigint;
+  dup_count: number | string | bigint;
 };
 
 export function toClaimed(r: ClaimedRow, cipher: FieldCipher): ClaimedRequest {
@@ -51,6 +52,7 @@ export function toClaimed(r: ClaimedRow, cipher: FieldCipher): ClaimedRequest {
     body: cipher.open("body", r.line, r.body),
     prefixKey: r.prefix_key,
     attempt: Number(r.attempts),
+    dupCount: Number(r.dup_count),
   };
 }
 
@@ -84,6 +86,6 @@ function claimRows(store: Store, o: ClaimOptions, now: number): Promise<ClaimedR
     .where("batch_id", "=", o.batchId)
     .where("line", "in", (eb) => eb.selectFrom("candidates").select("candidates.line"))
     .where("status", "=", "pending")
-    .returning(["tenant_id", "batch_id", "line", "custom_id", "model", "body", "prefix_key", "attempts"])
+    .returning(["tenant_id", "batch_id", "line", "custom_id", "model", "body", "prefix_key", "attempts", "dup_count"])
     .execute();
 }

@@ -4,15 +4,18 @@
  * leased rows, `status = 'pending'` with no owner for held ones), so a worker that lost its lease
  * can never overwrite the new owner's result and a row takes one verdict; the batch's live
  * counters and usage move in the same transaction, only by the rows that were actually written.
- * This is the exactly-once invariant for results.
+ * This is the exactly-once invariant for results. A verdict whose row has lines merged with it
+ * (dedup within a batch) is written for them too, in the same transaction (fan-out.ts).
  * Verdicts are one statement per chunk of rows on PostgreSQL; SQLite runs the whole checkpoint
  * through its synchronous fast path (dialect.ts), a prepared one-row statement per outcome.
  */
-import { CompiledQuery, sql } from "kysely";
+import { CompiledQuery, type Kysely, sql } from "kysely";
 import type { Fence } from "../claims/claim-source.js";
 import type { SyncStatement } from "../dialect.js";
 import { type FieldCipher, rowCiphers } from "../row-codec.js";
+import type { Database } from "../schema.js";
 import type { Store } from "../store.js";
+import { followers, followersSync, hasFollowers, MERGED_FENCE } from "./fan-out.js";
 
 export type Outcome =
   | {
@@ -26,6 +29,11 @@ export type Outcome =
       /** `{code, message}` JSON text (failures without an HTTP answer). */
       error: string | null;
       usage: { inputTokens: number; outputTokens: number; cachedTokens: number; reasoningTokens: number } | null;
+      /**
+       * Lines merged with this one (its claim's `dupCount`, requests/dedup.ts): they take this
+       * verdict in the same transaction (fan-out.ts). Absent or 0: none, and nothing is looked up.
+       */
+      dupCount?: number | undefined;
     }
   | {
       kind: "retry";
@@ -106,23 +114,16 @@ export async function checkpoint(
       tally.written += Number(res.numUpdatedRows);
     }
     const verdicts = outcomes.filter((o): o is Verdict => o.kind === "succeeded" || o.kind === "failed");
-    for (let i = 0; i < verdicts.length; i += VERDICTS_PER_STATEMENT) {
-      const chunk = verdicts.slice(i, i + VERDICTS_PER_STATEMENT);
-      const params: unknown[] = [];
-      for (const o of chunk) params.push(o.batchId, o.line, ...values(o));
-      // Padded to a bucket size with rows that match nothing (line -1): a handful of statement
-      // texts instead of one per group size, each prepared once.
-      const rows = bucketSize(chunk.length);
-      for (let k = chunk.length; k < rows; k++) params.push("", -1, "failed", ...PADDING_TAIL);
-      params.push(nowMs, fence.status, fence.owner);
-      const done = await trx.executeQuery<{ batch_id: string; line: number }>(
-        CompiledQuery.raw(verdictStatement(store, rows), params),
-      );
-      const byKey = new Map(chunk.map((o) => [`${o.batchId}:${o.line}`, o]));
-      for (const r of done.rows) {
-        const o = byKey.get(`${r.batch_id}:${Number(r.line)}`);
-        if (o !== undefined) tally.add(o);
-      }
+    const write = (list: readonly Verdict[], status: string, owner: string | null) =>
+      writeVerdicts(trx, verdictStatement.bind(null, store), list, values, [nowMs, status, owner]);
+    const written = await write(verdicts, fence.status, fence.owner);
+    const fanned: Verdict[] = [];
+    for (const o of written) {
+      tally.add(o);
+      if (hasFollowers(o)) for (const line of await followers(trx, o)) fanned.push({ ...o, line });
+    }
+    if (fanned.length > 0) {
+      for (const f of await write(fanned, MERGED_FENCE.status, MERGED_FENCE.owner)) tally.addFollowers(f, 1);
     }
     const progress: BatchProgress[] = [];
     for (const [batchId, d] of tally.batches()) {
@@ -146,6 +147,39 @@ export async function checkpoint(
 }
 
 /**
+ * PostgreSQL's verdicts, a chunk of up to VERDICTS_PER_STATEMENT rows a statement, fenced by
+ * `tail` (now, then the fence's status and owner); returns the verdicts written.
+ */
+async function writeVerdicts(
+  trx: Kysely<Database>,
+  statementFor: (rows: number) => string,
+  verdicts: readonly Verdict[],
+  values: (o: Verdict) => unknown[],
+  tail: readonly unknown[],
+): Promise<Verdict[]> {
+  const written: Verdict[] = [];
+  for (let i = 0; i < verdicts.length; i += VERDICTS_PER_STATEMENT) {
+    const chunk = verdicts.slice(i, i + VERDICTS_PER_STATEMENT);
+    const params: unknown[] = [];
+    for (const o of chunk) params.push(o.batchId, o.line, ...values(o));
+    // Padded to a bucket size with rows that match nothing (line -1): a handful of statement
+    // texts instead of one per group size, each prepared once.
+    const rows = bucketSize(chunk.length);
+    for (let k = chunk.length; k < rows; k++) params.push("", -1, "failed", ...PADDING_TAIL);
+    params.push(...tail);
+    const done = await trx.executeQuery<{ batch_id: string; line: number }>(
+      CompiledQuery.raw(statementFor(rows), params),
+    );
+    const byKey = new Map(chunk.map((o) => [`${o.batchId}:${o.line}`, o]));
+    for (const r of done.rows) {
+      const o = byKey.get(`${r.batch_id}:${Number(r.line)}`);
+      if (o !== undefined) written.push(o);
+    }
+  }
+  return written;
+}
+
+/**
  * SQLite's checkpoint, synchronous inside one transaction: a prepared one-row statement per
  * outcome (in-process, there are no round trips to save; ~7 µs a row against ~11 for the VALUES
  * join, measured in isolation), then each moved batch's counters.
@@ -164,7 +198,16 @@ function checkpointSync(
   for (const o of outcomes) {
     if (o.kind === "retry")
       tally.written += retry.run(o.nextAttemptMs, attemptDelta(fence, o), o.batchId, o.line, status, owner).changes;
-    else if (verdict.run(...values(o), nowMs, o.batchId, o.line, status, owner).changes > 0) tally.add(o);
+    else if (verdict.run(...values(o), nowMs, o.batchId, o.line, status, owner).changes > 0) {
+      tally.add(o);
+      if (!hasFollowers(o)) continue;
+      let n = 0;
+      for (const line of followersSync(statement, o)) {
+        const f = { ...o, line };
+        n += verdict.run(...values(f), nowMs, o.batchId, line, MERGED_FENCE.status, MERGED_FENCE.owner).changes;
+      }
+      tally.addFollowers(o, n);
+    }
   }
   const progress: BatchProgress[] = [];
   for (const [batchId, d] of tally.batches()) {
@@ -199,17 +242,32 @@ class Tally {
 
   add(o: Verdict): void {
     this.written++;
-    let d = this.#deltas.get(o.batchId);
-    if (d === undefined) {
-      d = { completed: 0, failed: 0, input: 0, output: 0, cached: 0, reasoning: 0 };
-      this.#deltas.set(o.batchId, d);
-    }
+    const d = this.#delta(o.batchId);
     if (o.kind === "succeeded") d.completed++;
     else d.failed++;
     d.input += o.usage?.inputTokens ?? 0;
     d.output += o.usage?.outputTokens ?? 0;
     d.cached += o.usage?.cachedTokens ?? 0;
     d.reasoning += o.usage?.reasoningTokens ?? 0;
+  }
+
+  /**
+   * `n` lines merged with `o` took its verdict: counted like it, but not in the usage (the
+   * engines processed its tokens once), and not as outcomes written.
+   */
+  addFollowers(o: Verdict, n: number): void {
+    const d = this.#delta(o.batchId);
+    if (o.kind === "succeeded") d.completed += n;
+    else d.failed += n;
+  }
+
+  #delta(batchId: string): BatchDelta {
+    let d = this.#deltas.get(batchId);
+    if (d === undefined) {
+      d = { completed: 0, failed: 0, input: 0, output: 0, cached: 0, reasoning: 0 };
+      this.#deltas.set(batchId, d);
+    }
+    return d;
   }
 
   /**
