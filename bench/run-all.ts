@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 const SUITE = [
   "flow-model",
   "efficiency",
+  "faults",
   "shared-prefixes",
   "pipeline-overhead",
   "ingest",
