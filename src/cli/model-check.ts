@@ -12,7 +12,7 @@ import { SluiceError } from "../errors.js";
 
 const MAX_MODELS = 10_000;
 
-export async function checkModelsRouted(input: string, routes: RouteSpec[]): Promise<void> {
+export async function checkModelsRouted(input: string, routes: RouteSpec[], configFile?: string): Promise<void> {
   // Matching only: no backend is created for the check.
   const router = new Router(routes, () => Promise.reject(new Error("not for the check")));
   if (router.servesEveryModel) return;
@@ -39,6 +39,11 @@ export async function checkModelsRouted(input: string, routes: RouteSpec[]): Pro
     if (!router.routes(model)) {
       lines.close();
       const name = model.length > 64 ? `${model.slice(0, 64)}…` : model;
+      if (configFile !== undefined)
+        throw new SluiceError(
+          "no_route",
+          `no route of ${configFile} matches model '${name}' (line ${n}): add a route whose match covers it (an exact name or a glob such as '${name.split(/[-:/]/)[0]}*'), or pass --backend URL as the fallback for every model`,
+        );
       throw new SluiceError(
         "no_route",
         `no engine is configured for model '${name}' (line ${n}): pass --backend http://HOST:PORT/v1 for an OpenAI-compatible server (vLLM, SGLang, llama.cpp, TGI, Ollama), --config FILE for a routing file, or --model PATH|hf:…|demo to run a GGUF model in-process`,

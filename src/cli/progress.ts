@@ -1,9 +1,16 @@
 /** A terminal progress bar for batches: done/total, failed, rate and ETA (quiet when not a TTY). */
 import cliProgress from "cli-progress";
 
-/** The status to show: an in_progress batch whose engine is away says so. */
-export const shownStatus = (status: string, waitingSince: number | null | undefined): string =>
-  status === "in_progress" && waitingSince != null ? "waiting for engine" : status;
+/** The status to show: an in_progress batch whose engine is away says so, and for how long. */
+export function shownStatus(status: string, waitingSince: number | null | undefined, nowMs = Date.now()): string {
+  if (status !== "in_progress" || waitingSince == null) return status;
+  const s = Math.max(0, Math.round(nowMs / 1000 - Number(waitingSince)));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const since =
+    h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : m > 0 ? `${m}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
+  return `waiting for engine (${since})`;
+}
 
 export interface ProgressView {
   update(done: number, failed: number, total: number, status: string): void;

@@ -78,12 +78,19 @@ async function announceCarried(rt: Runtime, plan: RunPlan, carried: number, work
 
 async function waitForEnd(rt: Runtime, batchId: string, quiet: boolean): Promise<BatchRow> {
   const bar = quiet ? undefined : createProgress();
+  let toldWaiting = quiet;
   try {
     for (;;) {
       const b = await getBatch(rt.ctx.store, DEFAULT_TENANT, batchId);
       if (b === undefined) throw new SluiceError("batch_missing", `Batch ${batchId} disappeared from the work folder.`);
       const done = Number(b.completed) + Number(b.failed);
       bar?.update(done, Number(b.failed), Number(b.total), shownStatus(b.status, b.waiting_since));
+      if (b.status === "in_progress" && b.waiting_since !== null && !toldWaiting) {
+        toldWaiting = true;
+        process.stderr.write(
+          "No engine for this batch's model answers (the warning above names its URL): the run waits for it, up to its --window (30d by default). Ctrl-C stops; rerunning the same command resumes.\n",
+        );
+      }
       if (isTerminal(b.status)) return b;
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -114,7 +121,7 @@ export function registerRunCommand(program: Command): void {
     // Every model of the file has an engine, or nothing is created (no work folder, no output).
     // Engine settings are checked first (backends/startup-checks.ts), then every model has a route.
     const routes = await resolveRoutes(execution);
-    await checkModelsRouted(input, routes.routes);
+    await checkModelsRouted(input, routes.routes, execution.backend === undefined ? execution.configFile : undefined);
     await mkdir(workDir, { recursive: true });
     const lock = lockDataFolder(workDir); // two runs of the same command must not both run the batch
     if (flags.fresh) {

@@ -104,11 +104,11 @@ export function decimal(min: number, max: number, note = ""): Setting<number> {
 export function oneOf<const T extends readonly [string, ...string[]]>(values: T): Setting<T[number]> {
   return {
     accepted: values.join(" | "),
-    schema: z.string().pipe(z.enum(values, { errorMap: () => ({ message: "is not one of them" }) })),
+    schema: z.string().pipe(z.enum(values, { errorMap: () => ({ message: "is not an accepted value" }) })),
   };
 }
 
-export const HTTP_URL_ACCEPTED = "an http:// or https:// URL";
+export const HTTP_URL_ACCEPTED = "an http:// or https:// URL with a host and an optional port 1–65535";
 
 /**
  * What is wrong with an http(s) URL, or undefined: the scheme (`localhost:8000`, `htp://…`), the
@@ -120,7 +120,7 @@ export function httpUrlProblem(value: string): string | undefined {
   const authority = /^https?:\/\/([^/?#]*)/i.exec(v)?.[1] ?? "";
   const port = /^(?:\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(authority.slice(authority.lastIndexOf("@") + 1))?.[1];
   if (port !== undefined && port !== "" && !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
-    return `has port ${JSON.stringify(port).slice(1, -1)}, not 1–65535`;
+    return `has port ${JSON.stringify(port).slice(1, -1)}, which is not a port number`;
   }
   if (!URL.canParse(v)) return "is not a valid URL";
   if (new URL(v).hostname === "") return "has no host";

@@ -57,7 +57,7 @@ describe("resolveConfig: bad values name the setting, the value and what is acce
     [
       "log level flag",
       () => resolveConfig({ logLevel: "loud" }, {}),
-      /^invalid setting --log-level: 'loud' is not one of them \(accepted: debug \| info \| warn \| error \| silent\)$/,
+      /^invalid setting --log-level: 'loud' is not an accepted value \(accepted: debug \| info \| warn \| error \| silent\)$/,
     ],
     [
       "log level env",
@@ -78,7 +78,7 @@ describe("resolveConfig: bad values name the setting, the value and what is acce
     [
       "S3 endpoint",
       () => resolveConfig({}, { SLUICE_S3_ENDPOINT: "minio:9000" }),
-      /^invalid setting SLUICE_S3_ENDPOINT: 'minio:9000' is not an http\(s\) URL \(accepted: an http:\/\/ or https:\/\/ URL\)$/,
+      /^invalid setting SLUICE_S3_ENDPOINT: 'minio:9000' is not an http\(s\) URL \(accepted: an http:\/\/ or https:\/\/ URL with a host and an optional port 1–65535\)$/,
     ],
     [
       "path style",
@@ -134,7 +134,7 @@ describe("resolveConfig: bad values name the setting, the value and what is acce
     [
       "metrics auth",
       () => resolveServer({}, { SLUICE_METRICS_AUTH: "open" }),
-      /^invalid setting SLUICE_METRICS_AUTH: 'open' is not one of them \(accepted: admin \| none\)$/,
+      /^invalid setting SLUICE_METRICS_AUTH: 'open' is not an accepted value \(accepted: admin \| none\)$/,
     ],
     [
       "port",
@@ -311,7 +311,7 @@ describe("the real CLI stops on a bad setting before anything runs", () => {
     const r = cli(["serve", "--port", "0", "--data", data], { SLUICE_LOG_LEVEL: "verbose" });
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
-      "sluice: invalid setting SLUICE_LOG_LEVEL: 'verbose' is not one of them (accepted: debug | info | warn | error | silent)\n",
+      "sluice: invalid setting SLUICE_LOG_LEVEL: 'verbose' is not an accepted value (accepted: debug | info | warn | error | silent)\n",
     );
     expect(existsSync(data)).toBe(false);
   });

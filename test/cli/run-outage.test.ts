@@ -54,7 +54,8 @@ describe("sluice run while the engine is away", () => {
       {},
     );
     await run.waitFor(/is not reachable \(ECONNREFUSED\)/, 30_000);
-    await run.waitFor(/waiting for engine: 0\/40 done, 0 failed/, 30_000);
+    await run.waitFor(/No engine for this batch's model answers/, 30_000);
+    await run.waitFor(/waiting for engine \(\d+s\): 0\/40 done, 0 failed/, 30_000);
     sim = await startSimulator({ port, slots: 8, stepMs: 1, prefillMsPerToken: 0, model: "sluice-sim" });
     expect(await run.exited).toBe(0);
     const lines = (await readFile(output, "utf8"))

@@ -59,13 +59,13 @@ describe("a mistaken engine setting: exit 2, one line naming it, nothing created
       code: 2,
       stdout: "",
       stderr:
-        "sluice: invalid setting --backend: 'localhost:8000' is not an http(s) URL (accepted: an http:// or https:// URL)\n",
+        "sluice: invalid setting --backend: 'localhost:8000' is not an http(s) URL (accepted: an http:// or https:// URL with a host and an optional port 1–65535)\n",
       created: [],
     });
     expect(run("htp", [], { SLUICE_BACKEND: "htp://vllm:8000/v1" })).toMatchObject({
       code: 2,
       stderr:
-        "sluice: invalid setting SLUICE_BACKEND: 'htp://vllm:8000/v1' is not an http(s) URL (accepted: an http:// or https:// URL)\n",
+        "sluice: invalid setting SLUICE_BACKEND: 'htp://vllm:8000/v1' is not an http(s) URL (accepted: an http:// or https:// URL with a host and an optional port 1–65535)\n",
       created: [],
     });
   });
@@ -78,7 +78,7 @@ describe("a mistaken engine setting: exit 2, one line naming it, nothing created
     expect(run("file-htp", ["--config", file])).toEqual({
       code: 2,
       stdout: "",
-      stderr: `sluice: invalid setting routes[0].backends[1].url in ${file}: 'htp://vllm-b:8000/v1' is not an http(s) URL (accepted: an http:// or https:// URL)\n`,
+      stderr: `sluice: invalid setting routes[0].backends[1].url in ${file}: 'htp://vllm-b:8000/v1' is not an http(s) URL (accepted: an http:// or https:// URL with a host and an optional port 1–65535)\n`,
       created: [],
     });
   });
@@ -93,7 +93,7 @@ describe("a mistaken engine setting: exit 2, one line naming it, nothing created
       expect(run(`port-${name}`, ["--config", file])).toEqual({
         code: 2,
         stdout: "",
-        stderr: `sluice: invalid setting routes[0].backends[0].url in ${file}: 'http://vllm:${port}/v1' has port ${port}, not 1–65535 (accepted: an http:// or https:// URL)\n`,
+        stderr: `sluice: invalid setting routes[0].backends[0].url in ${file}: 'http://vllm:${port}/v1' has port ${port}, which is not a port number (accepted: an http:// or https:// URL with a host and an optional port 1–65535)\n`,
         created: [],
       });
     }
@@ -141,14 +141,14 @@ describe("a mistaken engine setting: exit 2, one line naming it, nothing created
     const r = cli(["run", input, "-o", out, "--work-dir", work, "--config", file]);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe("");
-    expect(r.stderr).toMatch(/^sluice: no engine is configured for model 'gpt-4o-mini' \(line 2\): [^\n]*\n$/);
+    expect(r.stderr).toMatch(/^sluice: no route of \S+ matches model 'gpt-4o-mini' \(line 2\): add a route whose match covers it[^\n]*\n$/);
     expect(existsSync(out) || existsSync(work)).toBe(false);
   });
 
   it("serve and worker stop the same way, before the data folder exists", async () => {
     const file = await routingFile("serve.yaml", "      - url: htp://vllm:8000/v1\n");
     const data = join(dir, "serve-data");
-    const line = `sluice: invalid setting routes[0].backends[0].url in ${file}: 'htp://vllm:8000/v1' is not an http(s) URL (accepted: an http:// or https:// URL)\n`;
+    const line = `sluice: invalid setting routes[0].backends[0].url in ${file}: 'htp://vllm:8000/v1' is not an http(s) URL (accepted: an http:// or https:// URL with a host and an optional port 1–65535)\n`;
     expect(cli(["serve", "--port", "0", "--data", data, "--config", file])).toEqual({
       code: 2,
       stdout: "",
@@ -157,7 +157,7 @@ describe("a mistaken engine setting: exit 2, one line naming it, nothing created
     expect(cli(["serve", "--port", "0", "--data", data, "--backend", "localhost:8000"])).toMatchObject({
       code: 2,
       stderr:
-        "sluice: invalid setting --backend: 'localhost:8000' is not an http(s) URL (accepted: an http:// or https:// URL)\n",
+        "sluice: invalid setting --backend: 'localhost:8000' is not an http(s) URL (accepted: an http:// or https:// URL with a host and an optional port 1–65535)\n",
     });
     // A worker needs PostgreSQL; the engine settings are refused before it connects to it.
     expect(cli(["worker", "--store", "postgres://127.0.0.1:9/none", "--config", file])).toEqual({
