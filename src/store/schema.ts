@@ -170,6 +170,19 @@ export interface Database {
   data_keys: DataKeyTable;
   claim_ranges: ClaimRangeTable;
   backend_health: BackendHealthTable;
+  dedup_groups: DedupGroupTable;
+}
+
+/**
+ * The merge pass's working rows (migration 007, store/requests/dedup.ts): per batch, each key that
+ * more than one pending line asks, with its first line. Emptied when the pass ends.
+ */
+export interface DedupGroupTable {
+  batch_id: string;
+  dedup_key: string;
+  leader: number;
+  /** The key's other pending lines, which wait for the leader. */
+  followers: number;
 }
 
 /** What the workers sharing a store know of a backend replica (migration 005). */

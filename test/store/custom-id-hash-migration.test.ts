@@ -72,7 +72,7 @@ describe.each(STORES)("migration 004 on $name", (kind) => {
             WHERE type = 'index' AND tbl_name = 'requests' AND sql IS NOT NULL ORDER BY name`.execute(store.db);
           expect(indexes.rows.map((r) => r.name)).toEqual([
             "requests_custom_id_hash",
-            "requests_dedup_key",
+            "requests_merged",
             "requests_pending",
             "requests_resubmit_key",
             "requests_reuse_key",

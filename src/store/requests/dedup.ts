@@ -10,17 +10,18 @@
  *
  * A leader's retry leaves its followers merged; a leader carries `dup_count` (its followers), so
  * a claim can tell the checkpoint which verdicts fan out without a look-up for the others. Merged
- * lines count in the batch's `merged`; they are claimed by nobody.
+ * lines count in the batch's `merged`; nothing claims them.
  *
  * Run by validation (dispatch/batch-jobs.ts) after the reuse pass and before the batch goes
- * in_progress, under the job's batch lease: each page's writes are fenced on it, and on each row's
- * `pending` with no lease owner. The pass walks the partial index on (batch_id, dedup_key, line)
- * (migration 007) in pages, keyset on (dedup_key, line): each key's lines come together, its first
- * line first, so memory stays one page whatever the size of the batch and nothing is grouped in
- * memory across pages but the current key.
+ * in_progress, under the job's batch lease: every write is fenced on it, and each row's on its
+ * `pending` with no lease owner. The database groups the keys, once (`dedup_groups`, migration
+ * 007: each key more than one line asks, with its first line; an index on dedup_key, written at
+ * random places line after line, cost ingest about half its speed). Then the pass walks the batch
+ * in ranges of lines, marking in one statement each range's lines whose key has an earlier
+ * leader: the database holds the groups, this process holds nothing whatever the batch's size.
  */
 import { sql } from "kysely";
-import { type BatchLease, LeaseLostError, withinLease } from "../batch-lease.js";
+import { type BatchLease, withinLease } from "../batch-lease.js";
 import type { Store } from "../store.js";
 
 export interface MergeResult {
@@ -28,12 +29,12 @@ export interface MergeResult {
   merged: number;
 }
 
-interface Merge {
-  line: number;
-  leader: number;
-}
-
-const PAGE = 1000;
+/**
+ * Lines a step of the pass covers (one statement, one transaction): a range of the batch's
+ * primary key, walked whatever the planner's statistics say (just after ingest, PostgreSQL's may
+ * not know the batch's rows yet), each line's leader found through `dedup_groups`' key.
+ */
+const SPAN = 2000;
 
 /** Merges the batch's identical pending lines into their first one (see the header). */
 export async function mergeDuplicates(
@@ -41,95 +42,50 @@ export async function mergeDuplicates(
   lease: BatchLease & { readonly signal?: AbortSignal },
 ): Promise<MergeResult> {
   const batchId = lease.batchId;
-  // Validation starts from a clean slate (its rows are re-ingested): so does the count of an
-  // earlier pass that was interrupted.
-  await withinLease(store, lease, (tx) =>
-    tx.db.updateTable("batches").set({ merged: 0 }).where("id", "=", batchId).execute(),
-  );
-  let merged = 0;
-  let after: { key: string; line: number } | undefined;
-  let leader: { key: string; line: number } | undefined;
-  for (;;) {
-    lease.signal?.throwIfAborted();
-    const from = after;
-    let query = store.db
-      .selectFrom("requests")
-      .select(["dedup_key", "line", "status"])
-      .where("batch_id", "=", batchId)
-      .where("dedup_key", "is not", null);
-    if (from !== undefined) {
-      query = query.where((eb) => eb(eb.refTuple("dedup_key", "line"), ">", eb.tuple(from.key, from.line)));
+  // Validation starts from a clean slate (its rows are re-ingested): so do the count and the
+  // groups of an earlier pass that was interrupted.
+  const groups = await withinLease(store, lease, async ({ db }) => {
+    await db.updateTable("batches").set({ merged: 0 }).where("id", "=", batchId).execute();
+    await db.deleteFrom("dedup_groups").where("batch_id", "=", batchId).execute();
+    const res = await sql`INSERT INTO dedup_groups (batch_id, dedup_key, leader, followers)
+      SELECT batch_id, dedup_key, MIN(line), COUNT(*) - 1 FROM requests
+      WHERE batch_id = ${batchId} AND status = 'pending' AND dedup_key IS NOT NULL
+      GROUP BY batch_id, dedup_key HAVING COUNT(*) > 1 ORDER BY batch_id, dedup_key`.execute(db);
+    const n = Number(res.numAffectedRows ?? 0);
+    // Each leader's followers are known now: every other pending line of its key (nothing else
+    // writes the batch's rows while it validates).
+    if (n > 0) {
+      await sql`UPDATE requests SET dup_count = g.followers FROM dedup_groups g
+        WHERE g.batch_id = ${batchId} AND requests.batch_id = ${batchId} AND requests.line = g.leader`.execute(db);
     }
-    const page = await query.orderBy("dedup_key").orderBy("line").limit(PAGE).execute();
-    const merges: Merge[] = [];
-    for (const r of page) {
-      const key = r.dedup_key ?? "";
-      after = { key, line: r.line };
-      // A line answered already (reused from another batch) neither leads nor waits.
-      if (r.status !== "pending") continue;
-      if (leader === undefined || leader.key !== key) leader = { key, line: r.line };
-      else merges.push({ line: r.line, leader: leader.line });
-    }
-    if (merges.length > 0) merged += await writeMerges(store, lease, merges);
-    if (page.length < PAGE) break;
-  }
-  return { merged };
-}
-
-/** How many followers each leader gained. */
-function countByLeader(leaders: Iterable<number>): Map<number, number> {
-  const counts = new Map<number, number>();
-  for (const l of leaders) counts.set(l, (counts.get(l) ?? 0) + 1);
-  return counts;
-}
-
-/**
- * One page's merges, the leaders' `dup_count` and the batch's `merged`, in one transaction fenced
- * on the lease; returns the lines merged. SQLite runs it through its synchronous fast path, a
- * prepared one-row statement per line; PostgreSQL joins a VALUES list, one statement for the page.
- */
-async function writeMerges(store: Store, lease: BatchLease, merges: readonly Merge[]): Promise<number> {
-  const { batchId } = lease;
-  if (store.caps.syncTransaction !== undefined) {
-    return store.caps.syncTransaction((statement) => {
-      if (statement(SQLITE_FENCE).run(batchId, lease.owner).changes === 0) throw new LeaseLostError(batchId);
-      const mark = statement(SQLITE_MERGE_ROW);
-      const done = merges.filter((m) => mark.run(m.leader, batchId, m.line).changes > 0);
-      const lead = statement(SQLITE_LEADER);
-      for (const [line, n] of countByLeader(done.map((m) => m.leader))) lead.run(n, batchId, line);
-      if (done.length > 0) statement(SQLITE_MERGED).run(done.length, batchId);
-      return done.length;
-    });
-  }
-  return withinLease(store, lease, async ({ db }) => {
-    const pairs = merges.map((m) => sql`(CAST(${m.line} AS INTEGER), CAST(${m.leader} AS INTEGER))`);
-    const marked = await sql<{ dup_of: number }>`
-      WITH v (line, leader) AS (VALUES ${sql.join(pairs)})
-      UPDATE requests SET status = 'merged', dup_of = v.leader FROM v
-      WHERE requests.batch_id = ${batchId} AND requests.line = v.line
-        AND requests.status = 'pending' AND requests.lease_owner IS NULL
-      RETURNING requests.dup_of`.execute(db);
-    const counts = countByLeader(marked.rows.map((r) => Number(r.dup_of)));
-    if (counts.size === 0) return 0;
-    const leaders = [...counts].map(([line, n]) => sql`(CAST(${line} AS INTEGER), CAST(${n} AS INTEGER))`);
-    await sql`
-      WITH v (line, n) AS (VALUES ${sql.join(leaders)})
-      UPDATE requests SET dup_count = requests.dup_count + v.n FROM v
-      WHERE requests.batch_id = ${batchId} AND requests.line = v.line`.execute(db);
-    const n = marked.rows.length;
-    await db
-      .updateTable("batches")
-      .set({ merged: sql`merged + ${n}` })
-      .where("id", "=", batchId)
-      .execute();
     return n;
   });
+  if (groups === 0) return { merged: 0 };
+  const last = await store.db
+    .selectFrom("requests")
+    .select((eb) => eb.fn.max("line").as("line"))
+    .where("batch_id", "=", batchId)
+    .executeTakeFirst();
+  const lastLine = Number(last?.line ?? 0);
+  let merged = 0;
+  for (let after = 0; after < lastLine; after += SPAN) {
+    lease.signal?.throwIfAborted();
+    merged += await withinLease(store, lease, async ({ db }) => {
+      const res = await sql`UPDATE requests SET status = 'merged', dup_of = g.leader FROM dedup_groups g
+        WHERE requests.batch_id = ${batchId} AND requests.line > ${after} AND requests.line <= ${after + SPAN}
+          AND requests.status = 'pending' AND requests.lease_owner IS NULL AND requests.dedup_key IS NOT NULL
+          AND g.batch_id = ${batchId} AND g.dedup_key = requests.dedup_key AND g.leader < requests.line`.execute(db);
+      const n = Number(res.numAffectedRows ?? 0);
+      if (n > 0) {
+        await db
+          .updateTable("batches")
+          .set({ merged: sql`merged + ${n}` })
+          .where("id", "=", batchId)
+          .execute();
+      }
+      return n;
+    });
+  }
+  await withinLease(store, lease, ({ db }) => db.deleteFrom("dedup_groups").where("batch_id", "=", batchId).execute());
+  return { merged };
 }
-
-/** The lease's fence (store/batch-lease.ts `withinLease`), as one statement. */
-const SQLITE_FENCE = "UPDATE batches SET owner = owner WHERE id = ? AND owner = ?";
-/** One follower: the leader's line, then the key; fenced like a held claim's verdict. */
-const SQLITE_MERGE_ROW = `UPDATE requests SET status = 'merged', dup_of = ?
-  WHERE batch_id = ? AND line = ? AND status = 'pending' AND lease_owner IS NULL`;
-const SQLITE_LEADER = "UPDATE requests SET dup_count = dup_count + ? WHERE batch_id = ? AND line = ?";
-const SQLITE_MERGED = "UPDATE batches SET merged = merged + ? WHERE id = ?";
