@@ -1,7 +1,8 @@
 /**
  * Batch-level jobs, each run under the batch's ownership lease so only one worker does it:
  * - validate:  validating → in_progress | failed (ingest, then the reuse pass: lines already
- *              answered for the tenant take those answers; a crash mid-way is redone from scratch)
+ *              answered for the tenant take those answers, then the merge pass: identical lines
+ *              wait for the first one's answer; a crash mid-way is redone from scratch)
  * - complete:  in_progress (every row terminal) → finalizing → completed
  * - expire:    in_progress past expires_at → finalizing → expired (unfinished rows: batch_expired)
  * - cancel:    cancelling → cancelled (unfinished rows: batch_cancelled; finished ones delivered)
