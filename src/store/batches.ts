@@ -148,7 +148,13 @@ export async function batchesInStatus(
 export async function clearBatchRequests(store: Store, lease: BatchLease): Promise<void> {
   await withinLease(store, lease, async (tx) => {
     await tx.db.deleteFrom("requests").where("batch_id", "=", lease.batchId).execute();
-    await tx.db.updateTable("batches").set({ completed: 0, reused: 0 }).where("id", "=", lease.batchId).execute();
+    // A merge pass cut short (requests/dedup.ts) leaves its working rows: they go with the rows.
+    await tx.db.deleteFrom("dedup_groups").where("batch_id", "=", lease.batchId).execute();
+    await tx.db
+      .updateTable("batches")
+      .set({ completed: 0, reused: 0, merged: 0 })
+      .where("id", "=", lease.batchId)
+      .execute();
   });
 }
 
@@ -173,6 +179,7 @@ export async function deleteEndedBatch(
       .executeTakeFirst();
     if (Number(res.numDeletedRows) === 0) return false;
     await trx.deleteFrom("requests").where("batch_id", "=", id).execute();
+    await trx.deleteFrom("dedup_groups").where("batch_id", "=", id).execute();
     return true;
   });
 }
