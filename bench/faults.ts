@@ -25,7 +25,7 @@ const preset = pickSize({
 });
 const N = preset.slots;
 const SIM: SimOptions = { slots: N, stepMs: 10, prefillMsPerToken: 0.1, minOut: 10, maxOut: 40, seed: 7 };
-const FAULTS = { error500: 0.05, error429: 0.05, reset: 0.03, hang: 0.02, retryAfterMs: 100 };
+const FAULTS = { error500: 0.05, error429: 0.05, reset: 0.03, hang: 0.02 };
 
 interface Measured {
   client: string;
@@ -107,6 +107,7 @@ await withScratch("faults", async (dir) => {
     failed: m.failed,
     "req/s": round(throughput(m), 1),
     "vs capacity": round(throughput(m) / capacity),
+    "faults injected": Object.values(m.stats.faults).reduce((a, b) => a + b, 0),
     "makespan s": round(m.stats.makespanMs / 1000, 2),
     "wall s": round(m.wallMs / 1000, 2),
   }));

@@ -79,11 +79,23 @@ const FLAGS: [keyof SimOptions, string][] = [
   ["seed", "--seed"],
 ];
 
-/** Starts `sluice sim` on a free port with these options (faults other than rates are not exposed). */
+/** The fault rates' flags (the 429s' retry-after is not a flag: the simulator's default, 100 ms). */
+const FAULT_FLAGS: [keyof NonNullable<SimOptions["faults"]>, string][] = [
+  ["error500", "--fault-500"],
+  ["error429", "--fault-429"],
+  ["reset", "--fault-reset"],
+  ["hang", "--fault-hang"],
+];
+
+/** Starts `sluice sim` on a free port with these options (faults: their rates only). */
 export async function startSimProcess(options: SimOptions = {}): Promise<SimProcess> {
   const args = ["sim", "--port", "0"];
   for (const [key, flag] of FLAGS) {
     const v = options[key];
+    if (v !== undefined) args.push(flag, String(v));
+  }
+  for (const [key, flag] of FAULT_FLAGS) {
+    const v = options.faults?.[key];
     if (v !== undefined) args.push(flag, String(v));
   }
   if (options.zeroCost === true) args.push("--zero-cost");

@@ -71,7 +71,26 @@ interface InFlight {
   batchId: string;
   /** Why we aborted it ourselves: decides what is written for the row. */
   abortedFor?: "shutdown" | "batch";
+  req: Work;
+  pool: BackendPool;
+  /** The replica of the first call (its latency decides when a hedge is due). */
+  replica: Replica;
+  started: number;
+  /** Calls of this row still out: 2 once hedged, until one answers. */
+  calls: number;
+  hedged: boolean;
+  /** The row's outcome is taken: later answers (a hedge's partner) are dropped. */
+  settled: boolean;
+  /**
+   * The first call ran past `hedgeAfter`: it no longer counts against its replica's flow limit
+   * (a hung call holds no engine slot; counting it starved the engine of ~12 of 32 slots under
+   * 2% hangs, bench/faults.ts).
+   */
+  flowFreed: boolean;
 }
+
+/** How often in-flight calls are looked at for a hedge. */
+const HEDGE_SWEEP_MS = 250;
 
 /** Where outcomes go: the group-commit checkpointer (./checkpointer.ts). */
 export interface OutcomeSink {
@@ -106,6 +125,7 @@ export class Dispatcher {
   readonly #released: RowKey[] = [];
   /** Failed calls, summarised in one log line every few seconds (never a line per call). */
   readonly #failures: FailureSummary;
+  #hedgeTimer: NodeJS.Timeout | undefined;
 
   constructor(parts: DispatcherParts, options: DispatcherOptions) {
     this.#router = parts.router;
@@ -127,6 +147,11 @@ export class Dispatcher {
     this.#scheduler.setBatches(batches);
     this.#nothingToClaimUntil = 0;
     const active = new Set(batches.map((b) => b.id));
+    // A batch that ended with only hedges' dropped partners still out: stop those calls.
+    const unsettled = new Set<string>();
+    const stale = new Set<string>();
+    for (const f of this.#inFlight.values()) (f.settled ? stale : unsettled).add(f.batchId);
+    for (const id of stale) if (!active.has(id) && !unsettled.has(id)) this.abortBatch(id);
     const local = this.batchesInFlight();
     // A batch that left the set with nothing of it here: the source forgets its claim state.
     for (const b of before) if (!active.has(b.id) && !local.has(b.id)) this.#claims.forgetBatch(b.id);
@@ -334,11 +359,54 @@ export class Dispatcher {
     this.#buffered++;
   }
 
-  #start(req: Work, replica: Replica, pool: BackendPool): void {
+  /**
+   * Tail hedging: a call running past its replica's `hedgeAfter` while nothing else waits for the
+   * pool and a replica has room gets a second copy; the first answer wins and the other is
+   * dropped when it comes. At a batch's tail an engine with free slots would otherwise sit idle
+   * while the last hung calls wait out their budget (bench/faults.ts: the tail was half the run).
+   * Mid-batch the queue is never empty, so nothing is hedged; a duplicate call costs what a
+   * retry would, on paid routes too, and only for calls already far past the usual latency.
+   */
+  #hedge(): void {
+    const now = performance.now();
+    for (const e of this.#inFlight.values()) {
+      if (e.hedged || e.settled || e.abortedFor !== undefined) continue;
+      const after = e.replica.timeout.hedgeAfter();
+      if (after === undefined || now - e.started < after) continue;
+      if (!e.flowFreed) {
+        e.flowFreed = true;
+        e.replica.flow.release("error", 0, 0);
+      }
+      if ((this.#queues.get(e.pool)?.length ?? 0) > 0) continue;
+      const replica = e.pool.pick();
+      if (replica === undefined) continue;
+      e.hedged = true;
+      this.#start(e.req, replica, e.pool, e);
+    }
+  }
+
+  #start(req: Work, replica: Replica, pool: BackendPool, hedgeOf?: InFlight): void {
     const { backend, flow, breaker } = replica;
     const key = `${req.batchId}:${req.line}`;
-    const entry: InFlight = { batchId: req.batchId };
-    this.#inFlight.set(key, entry);
+    let entry = hedgeOf;
+    if (entry === undefined) {
+      entry = {
+        batchId: req.batchId,
+        req,
+        pool,
+        replica,
+        started: performance.now(),
+        calls: 0,
+        hedged: false,
+        settled: false,
+        flowFreed: false,
+      };
+      this.#inFlight.set(key, entry);
+    }
+    const e = entry;
+    const firstCall = hedgeOf === undefined;
+    e.calls++;
+    this.#hedgeTimer ??= setInterval(() => this.#hedge(), HEDGE_SWEEP_MS).unref();
     let abort = this.#aborts.get(req.batchId);
     if (abort === undefined) {
       abort = new AbortController();
@@ -366,11 +434,23 @@ export class Dispatcher {
         const overload = result.kind === "response" && (result.status === 429 || result.status === 503);
         const ok = result.kind === "response" && result.status < 300;
         const outputTokens = result.kind === "response" ? (result.usage?.outputTokens ?? 0) : 0;
-        flow.release(overload ? "overload" : ok ? "ok" : "error", latency, outputTokens);
+        if (!(firstCall && e.flowFreed))
+          flow.release(overload ? "overload" : ok ? "ok" : "error", latency, outputTokens);
         if (ok) replica.timeout.observe(latency, outputTokens);
-        if (this.#inFlight.get(key) === entry) this.#inFlight.delete(key);
-        if (entry.abortedFor === "batch") return; // the batch job already made the row terminal
-        if (entry.abortedFor === "shutdown") {
+        e.calls--;
+        // A hedged row: a failure while its partner is still out waits for the partner; once one
+        // answer is taken, the other is dropped.
+        if (e.abortedFor === undefined && !e.settled && !ok && e.calls > 0) return;
+        const first = !e.settled;
+        e.settled = true;
+        if (e.calls === 0 && this.#inFlight.get(key) === e) this.#inFlight.delete(key);
+        if (!first || e.abortedFor === "batch") {
+          // The batch job already made the row terminal, or the partner's answer was taken.
+          this.#notifyIdle();
+          this.pump();
+          return;
+        }
+        if (e.abortedFor === "shutdown") {
           this.#released.push({ batchId: req.batchId, line: req.line });
           this.#notifyIdle();
           this.pump();
@@ -422,6 +502,7 @@ export class Dispatcher {
   async stop(deadlineMs: number): Promise<void> {
     this.#stopped = true;
     this.#failures.close();
+    if (this.#hedgeTimer !== undefined) clearInterval(this.#hedgeTimer);
     await Promise.allSettled([...this.#resolving]);
     for (const queue of this.#queues.values()) {
       for (const r of queue.splice(0)) this.#released.push({ batchId: r.batchId, line: r.line });

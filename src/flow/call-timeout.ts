@@ -15,6 +15,10 @@
  */
 
 const SAMPLES = 256;
+/** No call is hedged sooner than this (flow/call-timeout.ts `hedgeAfter`). */
+export const HEDGE_FLOOR_MS = 500;
+/** A call running this many times the p99 latency, at a batch's tail, gets a second copy. */
+const HEDGE_FACTOR = 2;
 const MIN_SAMPLES = 20;
 /** How far above the 99th percentile a call may run before it counts as hung. */
 const FACTOR = 4;
@@ -25,6 +29,8 @@ const REFRESH_EVERY = 32;
 
 export class CallTimeout {
   readonly #perToken = new Float64Array(SAMPLES);
+  readonly #latency = new Float64Array(SAMPLES);
+  #p99Latency = 0;
   #count = 0;
   #sinceRefresh = 0;
   #p99PerToken = 0;
@@ -33,6 +39,7 @@ export class CallTimeout {
   /** A successful answer: its latency and how many tokens it produced. */
   observe(latencyMs: number, outputTokens: number): void {
     this.#perToken[this.#count % SAMPLES] = latencyMs / (1 + outputTokens);
+    this.#latency[this.#count % SAMPLES] = latencyMs;
     this.#count++;
     if (outputTokens > this.#maxTokensSeen) this.#maxTokensSeen = outputTokens;
     if (++this.#sinceRefresh >= REFRESH_EVERY || this.#count === MIN_SAMPLES) this.#refresh();
@@ -46,11 +53,25 @@ export class CallTimeout {
     return Math.round(base * 2 ** Math.min(10, Math.max(0, attempt - 1)));
   }
 
+  /**
+   * How long a call may run before a second copy of it is worth sending at a batch's tail (the
+   * dispatcher hedges only when nothing else waits for the pool and a replica has room): a few
+   * times the p99 latency, at least HEDGE_FLOOR_MS; undefined before enough answers were seen.
+   */
+  hedgeAfter(): number | undefined {
+    if (this.#count < MIN_SAMPLES) return undefined;
+    return Math.max(HEDGE_FLOOR_MS, HEDGE_FACTOR * this.#p99Latency);
+  }
+
   #refresh(): void {
     this.#sinceRefresh = 0;
     const n = Math.min(this.#count, SAMPLES);
-    const sorted = Array.from(this.#perToken.subarray(0, n)).sort((a, b) => a - b);
-    this.#p99PerToken = sorted[Math.min(n - 1, Math.floor(n * 0.99))] ?? 0;
+    const p99 = (values: Float64Array) => {
+      const sorted = Array.from(values.subarray(0, n)).sort((a, b) => a - b);
+      return sorted[Math.min(n - 1, Math.floor(n * 0.99))] ?? 0;
+    };
+    this.#p99PerToken = p99(this.#perToken);
+    this.#p99Latency = p99(this.#latency);
   }
 }
 

@@ -168,6 +168,32 @@ describe("engines that come and go", () => {
     expect((await s.client.batches.retrieve(batch.id)).request_counts?.failed).toBe(0);
   }, 120_000);
 
+  it("a call that hangs at the tail of a batch is hedged: the row is answered by a second copy on its first attempt", async () => {
+    const { startFakeBackend } = await import("../helpers/fake-backend.js");
+    const fake = await startFakeBackend((call) =>
+      call.customKey === "echo:tail prompt 59" && call.attempt === 1 ? { kind: "hang" } : { kind: "ok", delayMs: 5 },
+    );
+    try {
+      s = await startSluice({ execution: { backend: fake.url } });
+      const batch = await submit(s, prompts(60, "tail"));
+      const done = await waitForStatus(s.client, batch.id, ["completed", "failed", "expired"], 60_000);
+      expect(done.request_counts).toEqual({ total: 60, completed: 60, failed: 0 });
+      // Two calls for the hung line, none of them a retry: the attempt was never spent.
+      expect(fake.counts.get("echo:tail prompt 59")).toBe(2);
+      const row = await s.runtime.ctx.store.db
+        .selectFrom("requests")
+        .select(["attempts"])
+        .where("batch_id", "=", batch.id)
+        .where("line", "=", 60)
+        .executeTakeFirstOrThrow();
+      expect(Number(row.attempts)).toBe(0);
+    } finally {
+      await s?.close();
+      s = undefined;
+      await fake.close();
+    }
+  }, 90_000);
+
   it("one of two replicas killed -9 mid-batch and restarted on its port: the batch completes exactly once, the other serves meanwhile", async () => {
     const [portA, portB] = [await freePort(), await freePort()];
     const simArgs = (port: number) => [
