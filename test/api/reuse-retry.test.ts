@@ -202,7 +202,11 @@ describe.each(STORES)("reuse on $name", (kind) => {
     }
     const out = await output(s.client, again.output_file_id);
     expect(
-      out.map((o) => (o.response?.body as { choices: { message: { content: string } }[] }).choices[0]?.message.content),
+      out.map(
+        (o) =>
+          (o.response?.body as { choices: { message: { content: string } }[] } | undefined)?.choices[0]?.message
+            .content,
+      ),
     ).toEqual(lines.map((_, i) => expectedContent({ messages: [{ content: `${t} ok ${i}` }] })));
   });
 });

@@ -141,7 +141,9 @@ describe("a mistaken engine setting: exit 2, one line naming it, nothing created
     const r = cli(["run", input, "-o", out, "--work-dir", work, "--config", file]);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe("");
-    expect(r.stderr).toMatch(/^sluice: no route of \S+ matches model 'gpt-4o-mini' \(line 2\): add a route whose match covers it[^\n]*\n$/);
+    expect(r.stderr).toMatch(
+      /^sluice: no route of \S+ matches model 'gpt-4o-mini' \(line 2\): add a route whose match covers it[^\n]*\n$/,
+    );
     expect(existsSync(out) || existsSync(work)).toBe(false);
   });
 

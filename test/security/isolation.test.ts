@@ -38,11 +38,14 @@ async function seed(t: TenantKey, name: string): Promise<Owned> {
     completion_window: "24h",
   });
   const done = await waitForStatus(t.client, batch.id, ["completed"]);
-  const running = await t.client.batches.create({
+  // Reuse off: the same lines would otherwise be answered from the first batch at once.
+  const rerun = {
     input_file_id: file.id,
-    endpoint: "/v1/chat/completions",
-    completion_window: "24h",
-  });
+    endpoint: "/v1/chat/completions" as const,
+    completion_window: "24h" as const,
+    reuse: "off",
+  };
+  const running = await t.client.batches.create(rerun);
   return { fileId: file.id, batchId: batch.id, outputFileId: done.output_file_id ?? "", runningBatchId: running.id };
 }
 
