@@ -129,11 +129,14 @@ export type CallSignal = "ok" | "overload" | "error";
  * An engine past its queue refuses most of what it gets beyond it; refusals scattered among good
  * answers (a provider's occasional 429, the faults bench's 5%) are not load, and reacting to each
  * ratcheted the ceiling down by one per refusal, faster than ceiling probes raise it: the limit
- * fell to 1–2 of 32 slots (test/execution/outage.test.ts). At 5% scattered refusals a burst
- * happens about once in 300 answers, and each reaction costs about one step of the limit.
+ * fell to 1–2 of 32 slots (test/execution/outage.test.ts). With 4 of 20, 5% scattered refusals
+ * still made a burst every ~300 answers, each cutting the limit ×0.7 below the engine's slots
+ * (bench/faults.ts 0.80 of capacity); with 6 of 20 it is one in ~50,000 (0.84). Hovering just past
+ * an engine's queue costs a few percent of refused calls, retried after their hint: the engine
+ * stays full.
  */
 const OVERLOAD_SPAN = 20;
-const OVERLOAD_BURST = 4;
+const OVERLOAD_BURST = 6;
 
 export interface FlowSnapshot {
   limit: number;

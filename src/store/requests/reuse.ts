@@ -133,7 +133,8 @@ async function newestSources(
     .select([`requests.${keyColumn} as key`, "requests.batch_id", "requests.line", "requests.finished_ms"])
     .where("requests.tenant_id", "=", tenantId)
     .where(`requests.${keyColumn}`, "in", keys)
-    .where("requests.status", "=", "succeeded")
+    // A literal, so SQLite uses the partial indexes on succeeded rows (migration 006).
+    .where(sql<boolean>`requests.status = 'succeeded'`)
     .where("requests.batch_id", "!=", batchId)
     .where("batches.tenant_id", "=", tenantId)
     .where((eb) =>
