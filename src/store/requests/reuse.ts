@@ -40,7 +40,7 @@ export interface ReuseResult {
   reused: number;
 }
 
-const PAGE = 500;
+const PAGE = 2_000;
 
 /** Answers the batch's pending lines from the tenant's finished ones (see the header). */
 export async function reuseFinishedResults(
