@@ -4,12 +4,12 @@
  * line answered and exit 0 — one attempt per line, so no refused connection spent one.
  */
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type RunningSimulator, startSimulator } from "../../src/sim/index.js";
 import { sluice } from "../helpers/cli.js";
+import { freePort } from "../helpers/ports.js";
 import { chatLine } from "../helpers/server.js";
 
 let dir: string | undefined;
@@ -18,14 +18,6 @@ afterAll(async () => {
   await sim?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 describe("sluice run while the engine is away", () => {
   it("waits for the engine, then answers every line", async () => {

@@ -5,7 +5,6 @@
  * with one attempt per line (none spent on refused connections).
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -17,18 +16,11 @@ import type { SluiceEventMap } from "../../src/events.js";
 import { silentLogger } from "../../src/logger.js";
 import { openRuntime, type Runtime } from "../../src/runtime.js";
 import { type RunningSimulator, startSimulator } from "../../src/sim/index.js";
+import { freePort } from "../helpers/ports.js";
 import { chatLine, waitForStatus } from "../helpers/server.js";
 import { STORES, type TestDatabase } from "../helpers/stores.js";
 
 const postgres = STORES.find((k) => k.name === "postgres");
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 type Health = SluiceEventMap["backend.health"];
 

@@ -4,12 +4,12 @@
  * process or as a `sluice sim` child killed with SIGKILL.
  */
 import { writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { toFile } from "openai";
 import { afterEach, describe, expect, it } from "vitest";
 import { type RunningSimulator, startSimulator } from "../../src/sim/index.js";
 import { type Child, sluice } from "../helpers/cli.js";
+import { freePort } from "../helpers/ports.js";
 import { chatLine, startSluice, type TestServer, waitForStatus } from "../helpers/server.js";
 
 let s: TestServer | undefined;
@@ -24,15 +24,6 @@ afterEach(async () => {
     await c.exited;
   }
 });
-
-/** A port nobody listens on (yet). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 async function submit(server: TestServer, lines: string[], window = "24h") {
   const file = await server.client.files.create({
